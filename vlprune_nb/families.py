@@ -27,9 +27,9 @@ from .data import Processor, load_tokenizer, enc_token_id, world_root, generate_
 
 # %% auto #0
 __all__ = ['KINDS', 'FAMILIES', 'MODEL_CLASSES', 'Prunable', 'register', 'family_of', 'Family', 'tied_groups', 'itc_loss',
-           'hard_negatives', 'BlipForPretraining', 'blip_config', 'XVLMConfig', 'XVLMForPretraining', 'xvlm_config',
-           'BlipFamily', 'XVLMFamily', 'ClipFamily', 'VitFamily', 'GenericFamily', 'generic', 'prunable', 'modalities',
-           'world_tokenizer', 'processor_for', 'build', 'check_shapes', 'save', 'checkpoint_dir', 'load']
+           'hard_negatives', 'BlipEncodeMixin', 'BlipForPretraining', 'blip_config', 'XVLMConfig', 'XVLMForPretraining',
+           'xvlm_config', 'BlipFamily', 'XVLMFamily', 'ClipFamily', 'VitFamily', 'GenericFamily', 'generic', 'prunable',
+           'modalities', 'world_tokenizer', 'processor_for', 'build', 'check_shapes', 'save', 'checkpoint_dir', 'load']
 
 # %% ../nbs/02_families.ipynb #c004
 KINDS = ("self_attn", "cross_attn", "mlp")
@@ -107,7 +107,43 @@ def hard_negatives(sim_i2t: torch.Tensor, generator: torch.Generator | None = No
 # %% ../nbs/02_families.ipynb #c011
 _SHARED = r"(embeddings\.(word_embeddings|position_embeddings|LayerNorm)\.(weight|bias)|encoder\.layer\.\d+\.(crossattention|intermediate|output)\..*)"
 
-class BlipForPretraining(BlipPreTrainedModel):
+class BlipEncodeMixin:
+    "ITC features and ITM logits of BLIP, shared by the pretraining model and the retrieval/NLVR task models."
+    def image_embeds(self, pixel_values):
+        "(B, 3, H, W) → (B, T_img, H_v) vision tokens."
+        return self.vision_model(pixel_values=pixel_values).last_hidden_state
+
+    def image_feat(self, image_embeds):
+        "Normalised ITC image features (B, E) from the CLS token."
+        return F.normalize(self.vision_proj(image_embeds[:, 0]), dim=-1)
+
+    def text_feat(self, input_ids, attention_mask):
+        "Normalised ITC text features (B, E) from the unimodal encoder's CLS token."
+        h = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return F.normalize(self.text_proj(h[:, 0]), dim=-1)
+
+    def itm_logits(self, input_ids, attention_mask, image_embeds):
+        "ITM logits (B, 2) of text i with image i; the first token is replaced by [ENC]."
+        ids = input_ids.clone(); ids[:, 0] = self.config.enc_token_id
+        img_att = torch.ones(image_embeds.shape[:2], dtype=torch.long, device=image_embeds.device)
+        h = self.text_encoder(input_ids=ids, attention_mask=attention_mask, encoder_hidden_states=image_embeds,
+                              encoder_attention_mask=img_att).last_hidden_state
+        return self.itm_head(h[:, 0])
+
+    def itc_itm_losses(self, pixel_values, input_ids, attention_mask, generator=None) -> tuple[dict, torch.Tensor]:
+        "ITC and ITM (one hard negative text per image and image per text) losses, and the image tokens."
+        img = self.image_embeds(pixel_values)
+        l_itc, sim = itc_loss(self.image_feat(img), self.text_feat(input_ids, attention_mask), self.temp)
+        neg_txt, neg_img = hard_negatives(sim, generator)
+        logits = self.itm_logits(torch.cat([input_ids, input_ids, input_ids[neg_txt]]),
+                                 torch.cat([attention_mask, attention_mask, attention_mask[neg_txt]]),
+                                 torch.cat([img, img[neg_img], img]))
+        B = len(img)
+        l_itm = F.cross_entropy(logits, torch.cat([torch.ones(B), torch.zeros(2 * B)]).long().to(logits.device))
+        return {"itc": l_itc, "itm": l_itm}, img
+
+
+class BlipForPretraining(BlipEncodeMixin, BlipPreTrainedModel):
     "BLIP's MED with ITC, ITM and LM heads; text encoder and decoder share all but self-attention."
     _tied_weights_keys = {r"text_decoder\.bert\." + _SHARED: r"text_encoder\." + _SHARED,
                           "text_decoder.cls.predictions.decoder.weight": "text_encoder.embeddings.word_embeddings.weight",
@@ -134,27 +170,6 @@ class BlipForPretraining(BlipPreTrainedModel):
         super()._init_weights(module)
         if module is self: nn.init.constant_(self.temp, 0.07)
 
-    def image_embeds(self, pixel_values):
-        "(B, 3, H, W) → (B, T_img, H_v) vision tokens."
-        return self.vision_model(pixel_values=pixel_values).last_hidden_state
-
-    def image_feat(self, image_embeds):
-        "Normalised ITC image features (B, E) from the CLS token."
-        return F.normalize(self.vision_proj(image_embeds[:, 0]), dim=-1)
-
-    def text_feat(self, input_ids, attention_mask):
-        "Normalised ITC text features (B, E) from the unimodal encoder's CLS token."
-        h = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return F.normalize(self.text_proj(h[:, 0]), dim=-1)
-
-    def itm_logits(self, input_ids, attention_mask, image_embeds):
-        "ITM logits (B, 2) of text i with image i; the first token is replaced by [ENC]."
-        ids = input_ids.clone(); ids[:, 0] = self.config.enc_token_id
-        img_att = torch.ones(image_embeds.shape[:2], dtype=torch.long, device=image_embeds.device)
-        h = self.text_encoder(input_ids=ids, attention_mask=attention_mask, encoder_hidden_states=image_embeds,
-                              encoder_attention_mask=img_att).last_hidden_state
-        return self.itm_head(h[:, 0])
-
     def lm_loss(self, input_ids, attention_mask, image_embeds, reduction="mean"):
         "Captioning LM loss: [DEC] replaces [CLS], PAD positions are ignored."
         ids = input_ids.clone(); ids[:, 0] = self.config.text_config.bos_token_id
@@ -164,17 +179,9 @@ class BlipForPretraining(BlipPreTrainedModel):
 
     def forward(self, pixel_values, input_ids, attention_mask, generator=None) -> dict:
         "The pretraining losses: {'itc', 'itm', 'lm', 'loss'}."
-        img = self.image_embeds(pixel_values)
-        l_itc, sim = itc_loss(self.image_feat(img), self.text_feat(input_ids, attention_mask), self.temp)
-        neg_txt, neg_img = hard_negatives(sim, generator)
-        ids = torch.cat([input_ids, input_ids, input_ids[neg_txt]])
-        am = torch.cat([attention_mask, attention_mask, attention_mask[neg_txt]])
-        logits = self.itm_logits(ids, am, torch.cat([img, img[neg_img], img]))
-        B = len(img)
-        target = torch.cat([torch.ones(B), torch.zeros(2 * B)]).long().to(logits.device)
-        l_itm = F.cross_entropy(logits, target)
-        l_lm = self.lm_loss(input_ids, attention_mask, img)
-        return {"itc": l_itc, "itm": l_itm, "lm": l_lm, "loss": l_itc + l_itm + l_lm}
+        losses, img = self.itc_itm_losses(pixel_values, input_ids, attention_mask, generator)
+        losses["lm"] = self.lm_loss(input_ids, attention_mask, img)
+        return {**losses, "loss": sum(losses.values())}
 
 # %% ../nbs/02_families.ipynb #c013
 def _text_ids(tok) -> dict:
@@ -281,21 +288,31 @@ class XVLMForPretraining(PreTrainedModel):
                                   generator=generator).to(ids.device)
         return ids, labels
 
-    def forward(self, pixel_values, input_ids, attention_mask, generator=None) -> dict:
-        "The pretraining losses: {'itc', 'itm', 'mlm', 'loss'}."
+    def itm_logits(self, text_embeds, attention_mask, image_embeds):
+        "ITM logits (B, 2) from the fused CLS token."
+        return self.itm_head(self.fuse(text_embeds, attention_mask, image_embeds)[:, 0])
+
+    def itc_itm_losses(self, pixel_values, input_ids, attention_mask, generator=None) -> tuple[dict, torch.Tensor]:
+        "ITC and ITM (hard negatives) losses, and the image tokens."
         img = self.image_embeds(pixel_values)
         txt = self.text_embeds(input_ids, attention_mask)
         l_itc, sim = itc_loss(self.image_feat(img), self.text_feat(txt), self.temp)
         neg_txt, neg_img = hard_negatives(sim, generator)
-        fused = self.fuse(torch.cat([txt, txt, txt[neg_txt]]),
-                          torch.cat([attention_mask, attention_mask, attention_mask[neg_txt]]),
-                          torch.cat([img, img[neg_img], img]))
+        logits = self.itm_logits(torch.cat([txt, txt, txt[neg_txt]]),
+                                 torch.cat([attention_mask, attention_mask, attention_mask[neg_txt]]),
+                                 torch.cat([img, img[neg_img], img]))
         B = len(img)
-        l_itm = F.cross_entropy(self.itm_head(fused[:, 0]), torch.cat([torch.ones(B), torch.zeros(2 * B)]).long().to(img.device))
+        l_itm = F.cross_entropy(logits, torch.cat([torch.ones(B), torch.zeros(2 * B)]).long().to(img.device))
+        return {"itc": l_itc, "itm": l_itm}, img
+
+    def forward(self, pixel_values, input_ids, attention_mask, generator=None) -> dict:
+        "The pretraining losses: {'itc', 'itm', 'mlm', 'loss'}."
+        losses, img = self.itc_itm_losses(pixel_values, input_ids, attention_mask, generator)
         ids, labels = self.mask_tokens(input_ids, attention_mask, generator)
         logits = self.mlm_head(self.fuse(self.text_embeds(ids, attention_mask), attention_mask, img))
-        l_mlm = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100) if (labels != -100).any() else logits.sum() * 0
-        return {"itc": l_itc, "itm": l_itm, "mlm": l_mlm, "loss": l_itc + l_itm + l_mlm}
+        losses["mlm"] = (F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
+                         if (labels != -100).any() else logits.sum() * 0)
+        return {**losses, "loss": sum(losses.values())}
 
 def xvlm_config(tok, hidden=128, text_layers=3, fusion_layers=2, vision_layers=4, heads=4, image_size=32, patch=8, embed=64) -> XVLMConfig:
     "A tiny XVLM config fitted to tokenizer `tok`."
