@@ -8,7 +8,7 @@ Docs: https://vlprune.github.io/vlprune_nb/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #c002
 from __future__ import annotations
-import json, math, random
+import fcntl, json, math, random
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -320,7 +320,15 @@ def generate_world(root=None, seed: int | None = None, force: bool = False, **ov
     spec = {**_counts(), **overrides, "seed": settings().get("world", "seed", int) if seed is None else seed, "version": 1}
     manifest = root / "world.json"
     if manifest.is_file() and not force and read_json(manifest).get("spec") == spec: return root
-    if manifest.is_file(): manifest.unlink()
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as lock:                 # parallel test workers: one generates, the others wait
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if manifest.is_file() and not force and read_json(manifest).get("spec") == spec: return root
+        if manifest.is_file(): manifest.unlink()
+        return _generate(root, spec, manifest)
+
+def _generate(root: Path, spec: dict, manifest: Path) -> Path:
+    "Write every part of the world, the tokenizer, then the manifest that marks it finished."
     rng = random.Random(spec["seed"])
     scenes = _write_captions(root, rng, spec)
     answers = _write_vqa(root, rng, scenes, spec["vqa_questions_per_image"])
@@ -332,7 +340,7 @@ def generate_world(root=None, seed: int | None = None, force: bool = False, **ov
         texts += [q["question"] for q in read_json(root / f"vqa/v2_OpenEnded_mscoco_{split}_questions.json")["questions"]]
     texts += answers + [x["sentence"] for s in ("train", "test") for x in read_json(root / f"nlvr/{s}.json")]
     tok = build_tokenizer(texts)
-    atomic_dir = root / "tokenizer"; tok.save_pretrained(str(atomic_dir))
+    tok.save_pretrained(str(root / "tokenizer"))
     write_json(manifest, {"spec": spec, "vocab_size": len(tok), "answers": len(answers), "classes": CLASSES})
     return root
 

@@ -19,7 +19,7 @@ from .data import world_items, load_images, world_root
 from .families import build, family_of, save, checkpoint_dir, FAMILIES
 
 # %% auto #0
-__all__ = ['train_batches', 'save_state', 'load_state', 'lr_at', 'pretrain']
+__all__ = ['train_batches', 'save_state', 'load_state', 'lr_at', 'pretrain', 'dense_metrics', 'chance_metrics', 'record_metrics']
 
 # %% ../nbs/03_pretrain.ipynb #c004
 def train_batches(model, kind: str, batch_size: int, seed: int, start_step: int = 0, split: str = "train"):
@@ -103,3 +103,28 @@ def pretrain(family: str, steps: int | None = None, out_dir=None, seed: int = 0,
     write_json(out_dir / "manifest.json", manifest)
     import shutil; shutil.rmtree(state_dir, ignore_errors=True)
     return out_dir
+
+# %% ../nbs/03_pretrain.ipynb #c011
+def dense_metrics(model, task_names=None, steps: int | None = None, progress: bool = True) -> dict:
+    "Test metrics of `model` fine-tuned (default budget, seed 0) on each of `task_names` (default: all of its family's)."
+    from vlprune_nb.tasks import FAMILY_TASKS, finetune, evaluate
+    out = {}
+    for task in task_names or FAMILY_TASKS[family_of(model).name]:
+        t0 = time.time()
+        tm = finetune(model, task, steps=steps, progress=progress)
+        out[task] = {**evaluate(tm, task, progress=progress), "finetune_and_eval_s": round(time.time() - t0, 1)}
+    return out
+
+def chance_metrics(family: str, task_names=None, limit: int | None = None, progress: bool = True) -> dict:
+    "Test metrics of a randomly initialised (untrained) model of `family`: where chance lies."
+    from vlprune_nb.tasks import FAMILY_TASKS, evaluate
+    seed_everything(0)
+    model = build(family)
+    return {t: evaluate(model, t, limit=limit, progress=progress) for t in task_names or FAMILY_TASKS[family]}
+
+def record_metrics(checkpoint, **sections) -> dict:
+    "Add `sections` (e.g. dense_metrics=..., chance_metrics=...) to the checkpoint's manifest, atomically."
+    path = Path(checkpoint) / "manifest.json"
+    manifest = {**read_json(path), **sections}
+    write_json(path, manifest)
+    return manifest

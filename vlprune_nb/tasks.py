@@ -252,8 +252,9 @@ def eval_retrieval(tm, data: list[dict], k: int | None = None, progress: bool = 
         if fam == "clip": img_feat.append(F.normalize(_pooled(tm.get_image_features(pixel_values=px)), dim=-1))
         else:
             e = tm.image_embeds(px); img_emb.append(e); img_feat.append(tm.image_feat(e))
-    for chunk in _batched(texts, 256):
-        t = proc.text(chunk)
+    tok = proc.text(texts)                                                          # one padding for all texts
+    for j in range(0, len(texts), 256):
+        t = {key: v[j:j + 256] for key, v in tok.items()}
         if fam == "clip":
             txt_feat.append(F.normalize(_pooled(tm.get_text_features(**t)), dim=-1))
         elif fam == "blip":

@@ -1,0 +1,47 @@
+"The papermill entry points with small parameters: the main job (nbs/run.ipynb) and the pretraining notebook."
+import json, math
+import papermill as pm
+import pytest
+
+from vlprune_nb.config import read_json
+
+def execute(root, nb, out, **params):
+    return pm.execute_notebook(str(root / "nbs" / nb), str(out), parameters=params, cwd=str(root), progress_bar=False,
+                               kernel_name="python3")
+
+def test_main_job_small(root, tmp_path):
+    from vlprune_nb import families
+    params = dict(family="blip", method="multiflow", sparsity=0.75, task="retrieval", calib_batches=1,
+                  finetune_steps=2, eval_limit=20, out_dir=str(tmp_path / "results"), fig_dir=str(tmp_path / "figs"))
+    execute(root, "run.ipynb", tmp_path / "out.ipynb", **params)
+    (rec_file,) = (tmp_path / "results").glob("*.json")
+    rec = read_json(rec_file)
+    model = families.load("blip")
+    n = sum(dict(model.named_parameters())[r.name].numel() for r in families.prunable(model))
+    assert rec["params"]["prunable"] == n
+    assert rec["sparsity"]["overall"] == math.floor(0.75 * n) / n          # exactly floor(s·N) pruned
+    assert rec["config"]["method"] == "multiflow" and rec["metrics"]["n"] == 20 and rec["masks_sha256"]
+    assert (tmp_path / "figs" / "run_blip_multiflow_0.75_retrieval.png").stat().st_size > 1000
+    # a second run of the same configuration reads the record instead of recomputing it
+    before = rec_file.stat().st_mtime_ns
+    execute(root, "run.ipynb", tmp_path / "out2.ipynb", **params)
+    assert rec_file.stat().st_mtime_ns == before
+
+@pytest.mark.parametrize("bad, message", [(dict(sparsity=1.0), "sparsity=1.0"), (dict(method="magic"), "method='magic'"),
+                                          (dict(task="classification"), "task='classification'"), (dict(family="gpt"), "family='gpt'")])
+def test_main_job_bad_parameters_stop_at_the_first_cell(root, tmp_path, bad, message):
+    with pytest.raises(pm.PapermillExecutionError, match=message):
+        execute(root, "run.ipynb", tmp_path / "out.ipynb", out_dir=str(tmp_path / "results"), **bad)
+    nb = json.loads((tmp_path / "out.ipynb").read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    failed = [i for i, c in enumerate(code) if any(o.get("output_type") == "error" for o in c["outputs"])]
+    assert failed == [2]                                   # papermill's injected parameters, ours, then the check
+    assert not (tmp_path / "results").exists()             # nothing written
+
+def test_pretrain_notebook_small(root, tmp_path):
+    execute(root, "03_pretrain.ipynb", tmp_path / "out.ipynb", families="vit", steps=3, out_root=str(tmp_path / "ck"),
+            task_steps=2, eval_limit=50)
+    man = read_json(tmp_path / "ck" / "vit" / "manifest.json")
+    assert man["steps"] == 3 and set(man["sha256"]) >= {"model.safetensors", "config.json"}
+    assert 0 <= man["dense_metrics"]["classification"]["top1"] <= 100
+    assert man["chance_metrics"]["classification"]["n"] == 50
