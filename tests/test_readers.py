@@ -1,5 +1,5 @@
-"The readers take the real datasets' files (COCO/Flickr30k Karpathy, BLIP's JSON, VQAv2, NLVR2): small files
-written here in those formats, with JPEG images under a COCO-like root."
+"""The readers take the real datasets' files (COCO/Flickr30k Karpathy, BLIP's JSON, VQAv2, NLVR2): small files
+written here in those formats, with JPEG images under a COCO-like root."""
 import json
 import numpy as np
 import pytest
