@@ -26,7 +26,7 @@ __all__ = ['BENCHMARK_METHODS', 'run_config', 'run_key', 'environment', 'results
 # %% ../nbs/30_experiments.ipynb #c004
 def run_config(family: str = "blip", method: str = "multiflow", sparsity: float = 0.63, task: str = "retrieval",
                calib_batches: int | None = None, seed: int | None = None, finetune_steps: int | None = None,
-               eval_limit: int | None = None, **options) -> dict:
+               eval_limit: int | None = None, itm_k: int | None = None, **options) -> dict:
     "A validated, complete configuration of one unstructured run (defaults from settings.ini)."
     from vlprune_nb.pruning import METHODS
     S = settings()
@@ -44,6 +44,7 @@ def run_config(family: str = "blip", method: str = "multiflow", sparsity: float 
                seed=S.get("reproduce", "seed", int) if seed is None else seed,
                finetune_steps=S.get("tasks", f"{task}_steps", int) if finetune_steps is None else finetune_steps,
                eval_limit=eval_limit, options=options)
+    if task == "retrieval" and family in ("blip", "xvlm"): cfg["itm_k"] = S.get("tasks", "itm_k", int) if itm_k is None else itm_k
     for key in ("calib_batches", "finetune_steps"):
         if cfg[key] < (1 if key == "calib_batches" else 0): raise ValueError(f"{key}={cfg[key]!r} must be positive")
     return cfg
@@ -106,7 +107,8 @@ def run(cfg: dict, out_dir=None, progress: bool = True, force: bool = False) -> 
     t0 = time.time()
     tm = tasks.finetune(model, cfg["task"], masks=masks or None, steps=cfg["finetune_steps"], seed=cfg["seed"], progress=progress)
     ft_s = time.time() - t0
-    metrics = tasks.evaluate(tm, cfg["task"], limit=cfg["eval_limit"], progress=progress)
+    metrics = tasks.evaluate(tm, cfg["task"], limit=cfg["eval_limit"], progress=progress,
+                             **({"k": cfg["itm_k"]} if "itm_k" in cfg else {}))
     record = {"config": cfg, "key": run_key(cfg), **environment(),
               "masks_file": mask_file and str(Path(mask_file).name), "masks_sha256": mask_file and sha256(mask_file),
               "prune_s": round(prune_s, 2), "finetune_s": round(ft_s, 1), "metrics": metrics,
@@ -156,9 +158,11 @@ def grid_cli(argv=None):
     p.add_argument("--tasks", nargs="+", default=["retrieval", "captioning", "vqa"])
     p.add_argument("--finetune-steps", type=int, default=None)
     p.add_argument("--eval-limit", type=int, default=None)
+    p.add_argument("--itm-k", type=int, default=None, help="ITM re-ranking depth of retrieval (settings.ini: itm_k)")
     p.add_argument("--out-dir", default=None)
     a = p.parse_args(argv)
-    cfgs = grid(a.families, a.methods, a.sparsities, a.tasks, finetune_steps=a.finetune_steps, eval_limit=a.eval_limit)
+    cfgs = grid(a.families, a.methods, a.sparsities, a.tasks, finetune_steps=a.finetune_steps, eval_limit=a.eval_limit,
+                itm_k=a.itm_k)
     for r in sweep(cfgs, a.out_dir):
         print(json.dumps({"key": r["key"], **{k: v for k, v in r["metrics"].items() if k not in ("n", "eval_s")}}))
 

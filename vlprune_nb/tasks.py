@@ -412,8 +412,8 @@ def eval_classification(tm, data, progress=True) -> dict:
 
 # %% ../nbs/04_tasks.ipynb #c023
 def evaluate(model, task: str, split: str = "test", data: list[dict] | None = None, limit: int | None = None,
-             progress: bool = True) -> dict:
-    "Metrics (a dict) of `model` on `task`: a fine-tuned task model, or a pretrained model evaluated as it is."
+             progress: bool = True, **options) -> dict:
+    "Metrics (a dict) of `model` on `task`: a fine-tuned task model, or a pretrained model evaluated as it is.\n\n    `options` go to the task's evaluator (retrieval: `k`, the ITM re-ranking depth)."
     check_task(model, task)
     tm = task_model(model, task)
     data = data if data is not None else task_data(task, split)
@@ -422,6 +422,6 @@ def evaluate(model, task: str, split: str = "test", data: list[dict] | None = No
     t0 = time.time()
     fn = {"retrieval": eval_retrieval, "captioning": eval_captioning, "vqa": eval_vqa, "nlvr": eval_nlvr,
           "classification": eval_classification}[task]
-    out = fn(tm, data, progress=progress)
+    out = fn(tm, data, progress=progress, **options)
     out["eval_s"] = round(time.time() - t0, 1); out["n"] = len(data)
     return out
