@@ -237,6 +237,10 @@ def recall_at(scores_i2t: torch.Tensor, img2txt: list[list[int]], txt2img: list[
     return out
 
 # %% ../nbs/04_tasks.ipynb #c016
+def _pad0(t, L):
+    "Zero-pad `t` along its first dimension to length `L`."
+    return F.pad(t, (0, 0) * (t.dim() - 1) + (0, L - len(t)))
+
 @torch.no_grad()
 def eval_retrieval(tm, data: list[dict], k: int | None = None, progress: bool = True) -> dict:
     "Image–text retrieval metrics of `tm` on Karpathy-style records (`image`, `captions`)."
@@ -273,7 +277,7 @@ def eval_retrieval(tm, data: list[dict], k: int | None = None, progress: bool = 
     for chunk in tqdm(list(_batched(pairs, 256)), desc="ITM re-ranking", disable=not progress, leave=False):
         a = [txt_in[t] for _, t in chunk]
         L = max(int(am.sum()) for _, am in a)
-        seq = torch.stack([s[:L] for s, _ in a]); am = torch.stack([m[:L] for _, m in a])
+        seq = torch.stack([_pad0(s[:L], L) for s, _ in a]); am = torch.stack([_pad0(m[:L], L) for _, m in a])   # texts of different 256-chunks differ in padding
         logits = tm.itm_logits(seq, am, img_emb[[i for i, _ in chunk]])
         itm.update(zip(chunk, logits[:, 1].tolist()))
     i2t = torch.full_like(sim, -100.0); t2i = torch.full_like(sim, -100.0)
