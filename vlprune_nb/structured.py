@@ -28,10 +28,10 @@ from .tasks import check_task, task_model, task_data, task_loss, finetune, evalu
 # %% auto #0
 __all__ = ['KINDS', 'SCHEDULES', 'COST_MODES', 'OFFICIAL_ATTN_COST', 'METHODS', 'Unit', 'units', 'ZetaHook', 'remove_zeta',
            'attach_zeta', 'ratio_to_p', 'ratio_schedule', 'unit_costs', 'zscore', 'group_zscores', 'select_pruned',
-           'pruned_mass', 'max_prunable', 'upop_masks', 'search', 'make_structure', 'retained_proportions',
-           'SlicedBlipAttention', 'check_structure', 'extract', 'random_structure', 'masked', 'save_extracted',
-           'load_extracted', 'count_params', 'example_inputs', 'inference_forward', 'count_flops', 'latency', 'measure',
-           'retrain', 'compress']
+           'pruned_mass', 'max_prunable', 'upop_masks', 'make_structure', 'retained_proportions', 'SlicedBlipAttention',
+           'check_structure', 'extract', 'random_structure', 'masked', 'save_extracted', 'load_extracted',
+           'count_params', 'example_inputs', 'inference_forward', 'count_flops', 'latency', 'measure', 'search',
+           'accounting', 'retrain', 'compress']
 
 # %% ../nbs/20_structured.ipynb #c005
 KINDS = ("self_attn", "cross_attn", "mlp")
@@ -194,99 +194,6 @@ def upop_masks(grads: dict[str, torch.Tensor], us: list[Unit], costs: dict[str, 
     return {n: torch.where(m, 1 - p_s / p, 1.0).float() for n, m in pruned.items()}, pruned
 
 # %% ../nbs/20_structured.ipynb #c018
-METHODS = ("upop", "unified", "mask_based")
-
-def _setting(key, typ, value):
-    return settings().get("structured", key, typ) if value is None else value
-
-def _interval(value, T, p, fam):
-    if value is None: value = settings().get("structured", "interval")
-    if value == "auto": return max(1, round(T / (100 * p)))
-    value = int(value)
-    if value < 1: raise ValueError(f"update interval must be >= 1 step; got {value}")
-    return value
-
-def _updates(T: int, I: int, at_zero: bool) -> set[int]:
-    return {s for s in range(T) if s % I == 0 and (s > 0 or at_zero)} | {T - 1}
-
-def search(model: nn.Module, task: str, ratio: float, method: str = "upop", steps: int | None = None,
-           interval: int | str | None = None, *, schedule: str = "cosine", cost_mode: str = "official",
-           l1_attn: float | None = None, l1_mlp: float | None = None, lr: float | None = None,
-           batch_size: int | None = None, components: list[str] | None = None, seed: int = 0,
-           data: list[dict] | None = None, progress: bool = True) -> tuple[dict, nn.Module]:
-    "Search the structure of `model` for `task` at compression `ratio` (N×); returns (structure, searched task model)."
-    p = ratio_to_p(ratio)
-    if method not in METHODS: raise ValueError(f"unknown method {method!r}; known: {list(METHODS)}")
-    if schedule not in SCHEDULES: raise ValueError(f"unknown schedule {schedule!r}; known: {list(SCHEDULES)}")
-    fam = check_task(model, task)
-    T = _setting("search_steps", int, steps)
-    if T < 1: raise ValueError(f"a search needs at least one step; got steps={T}")
-    I = _interval(interval, T, p, fam)
-    l1a, l1m = _setting("l1_attn", float, l1_attn), _setting("l1_mlp", float, l1_mlp)
-    lr = lr or settings().get("structured", "lr", float)
-    batch_size = batch_size or settings().get("tasks", "batch_size", int)
-    tm = task_model(model, task)
-    if tm is model: tm = copy.deepcopy(model)
-    remove_zeta(tm)
-    us = units(tm)
-    if components is not None:
-        known = list(dict.fromkeys(u.component for u in us))
-        bad = [c for c in components if c not in known]
-        if bad: raise ValueError(f"unknown component(s) {bad} for {type(tm).__name__}; known: {known}")
-        us = [u for u in us if u.component in components]
-    costs = unit_costs(tm, us, cost_mode)
-    if p > max_prunable(us, costs) + 1e-12:
-        raise ValueError(f"ratio {ratio}× (p = {p:.4f}) is unmeetable: with one entry kept per module at most "
-                         f"{max_prunable(us, costs):.4f} of the mask mass can be pruned")
-    sched = ratio_schedule(p, T, schedule)
-    seed_everything(seed)
-    zeta = attach_zeta(tm, us)
-    data = data if data is not None else task_data(task, "train")
-    theta = [q for q in tm.parameters()]
-    groups = [{"params": [q for q in theta if q.ndim >= 2], "weight_decay": 0.05},
-              {"params": [q for q in theta if q.ndim < 2], "weight_decay": 0.0}]
-    if method != "upop": groups.append({"params": list(zeta.values()), "weight_decay": 0.0})
-    opt = torch.optim.AdamW(groups, lr=lr)
-    gen = torch.Generator().manual_seed(seed)
-    per_epoch = max(1, len(data) // batch_size)
-    items, epoch = _tasks._train_items(task, data, 0, seed), 0
-    upd = _updates(T, I, at_zero=fam != "vit") if method == "upop" else set()
-    attn_z = [zeta[u.name] for u in us if u.kind != "mlp"]; mlp_z = [zeta[u.name] for u in us if u.kind == "mlp"]
-    history, losses = [], []
-    tm.train()
-    for s in tqdm(range(T), desc=f"search {method} {ratio}x", disable=not progress):
-        if s // per_epoch != epoch: epoch = s // per_epoch; items = _tasks._train_items(task, data, epoch, seed)
-        i = s % per_epoch
-        loss = task_loss(tm, task, items[i * batch_size:(i + 1) * batch_size], gen)
-        l1 = l1a * sum(z.abs().sum() for z in attn_z) + l1m * sum(z.abs().sum() for z in mlp_z)
-        opt.zero_grad(set_to_none=True)          # θ (and, for the baselines, ζ); UPop's ζ.grad keeps accumulating
-        (loss + l1).backward()
-        torch.nn.utils.clip_grad_norm_(theta, 5.0); opt.step()
-        losses.append(round(loss.item(), 5))
-        if s in upd:
-            new, pruned = upop_masks({n: z.grad if z.grad is not None else torch.zeros_like(z) for n, z in zeta.items()},
-                                     us, costs, sched[s], p)
-            with torch.no_grad():
-                for n, z in zeta.items(): z.copy_(new[n])
-            history.append({"step": s, "p_s": sched[s], "pruned_mass": pruned_mass(pruned, costs)})
-    if method != "upop":
-        with torch.no_grad():
-            vals = {n: z.detach().clone() for n, z in zeta.items()}
-            if method == "unified": pruned = select_pruned({n: -v for n, v in group_zscores(vals, us).items()}, costs, p)
-            else:
-                pruned = {}
-                for comp in dict.fromkeys(u.component for u in us):
-                    cu = [u for u in us if u.component == comp]
-                    pruned.update(select_pruned({u.name: -vals[u.name].abs() for u in cu}, costs, p))
-            for n, z in zeta.items(): z.masked_fill_(pruned[n], 0.0)
-        history.append({"step": T - 1, "p_s": p, "pruned_mass": pruned_mass(pruned, costs)})
-    for z in zeta.values(): z.requires_grad_(False); z.grad = None
-    tm.eval()
-    structure = make_structure(tm, us, {n: z != 0 for n, z in zeta.items()}, costs,
-                               method=method, ratio=ratio, p=p, task=task, steps=T, interval=I, schedule=schedule,
-                               cost_mode=cost_mode, history=history, loss_first=losses[0], loss_last=losses[-1])
-    return structure, tm
-
 def make_structure(model: nn.Module, us: list[Unit], kept: dict[str, torch.Tensor], costs: dict | None = None,
                    **info) -> dict:
     "A JSON-able structure: per unit its kept indices (and component, layer, sizes), plus `info`."
@@ -311,7 +218,7 @@ def retained_proportions(structure: dict) -> list[dict]:
                      "kept_params": k * m["entry_params"], "total_params": m["size"] * m["entry_params"]})
     return rows
 
-# %% ../nbs/20_structured.ipynb #c022
+# %% ../nbs/20_structured.ipynb #c020
 class SlicedBlipAttention(BlipAttention):
     "BLIP's vision attention with a per-layer head width `head_dim` (BlipAttention derives it from the input width)."
     def forward(self, hidden_states: torch.Tensor, **kwargs):
@@ -414,7 +321,7 @@ def _vit_attention_classes():
     from transformers.models.vit.modeling_vit import ViTAttention
     return (ViTAttention,)
 
-# %% ../nbs/20_structured.ipynb #c024
+# %% ../nbs/20_structured.ipynb #c022
 def random_structure(model: nn.Module, keep: float = 0.5, seed: int = 0) -> dict:
     "A structure keeping a random `keep` share of every unit's entries (at least one): for tests and dry runs."
     g = torch.Generator().manual_seed(seed)
@@ -436,7 +343,7 @@ def masked(model: nn.Module, structure: dict) -> nn.Module:
     attach_zeta(m, [u for u in us if u.name in vals], vals, requires_grad=False)
     return m.eval()
 
-# %% ../nbs/20_structured.ipynb #c029
+# %% ../nbs/20_structured.ipynb #c025
 def _model_class(name: str):
     import transformers
     known = {**MODEL_CLASSES, "BlipForRetrieval": _tasks.BlipForRetrieval, "BlipForNLVR": _tasks.BlipForNLVR,
@@ -521,7 +428,7 @@ def load_extracted(path) -> nn.Module:
     model.vlprune_structure = {k: v for k, v in man.items() if k not in ("class", "family", "task", "processor")}
     return model
 
-# %% ../nbs/20_structured.ipynb #c032
+# %% ../nbs/20_structured.ipynb #c028
 def count_params(model: nn.Module) -> int:
     "Number of unique parameters (shared tensors once)."
     return sum(p.numel() for p in model.parameters())
@@ -556,9 +463,12 @@ def inference_forward(model: nn.Module, task: str, x: dict):
             img = model.vision_model(pixel_values=px).last_hidden_state
             qh = model.text_encoder(input_ids=ids, attention_mask=am, encoder_hidden_states=img).last_hidden_state
             return model.text_decoder(input_ids=ids, attention_mask=am, encoder_hidden_states=qh, return_logits=True)
-    if fam == "xvlm" and task == "retrieval":
+    if fam == "xvlm":
+        if task == "nlvr": return model.pair_logits(px, ids, am)
+        if task == "captioning": return model.lm_logits(ids, am, model.image_embeds(px))
         img = model.image_embeds(px); txt = model.text_embeds(ids, am)
-        return model.image_feat(img), model.text_feat(txt), model.itm_logits(txt, am, img)
+        if task == "retrieval": return model.image_feat(img), model.text_feat(txt), model.itm_logits(txt, am, img)
+        if task == "vqa": return model.task_head(model.fuse(txt, am, img)[:, 0])
     raise NotImplementedError(f"no declared inference path for family {fam!r}, task {task!r}")
 
 def count_flops(model: nn.Module, task: str, batch_size: int = 1, **kw) -> int:
@@ -591,7 +501,111 @@ def measure(model: nn.Module, task: str, batch_sizes=(1, 32), repeats: int = 20,
         for b in batch_sizes: out[f"latency_b{b}"] = latency(model, task, b, repeats=max(3, repeats if b == 1 else repeats // 4))
     return out
 
-# %% ../nbs/20_structured.ipynb #c035
+# %% ../nbs/20_structured.ipynb #c031
+METHODS = ("upop", "unified", "mask_based")
+
+def _setting(key, typ, value):
+    return settings().get("structured", key, typ) if value is None else value
+
+def _interval(value, T, p, fam):
+    if value is None: value = settings().get("structured", "interval")
+    if value == "auto": return max(1, round(T / (100 * p)))
+    value = int(value)
+    if value < 1: raise ValueError(f"update interval must be >= 1 step; got {value}")
+    return value
+
+def _updates(T: int, I: int, at_zero: bool) -> set[int]:
+    return {s for s in range(T) if s % I == 0 and (s > 0 or at_zero)} | {T - 1}
+
+def search(model: nn.Module, task: str, ratio: float, method: str = "upop", steps: int | None = None,
+           interval: int | str | None = None, *, schedule: str = "cosine", cost_mode: str = "official",
+           l1_attn: float | None = None, l1_mlp: float | None = None, lr: float | None = None,
+           batch_size: int | None = None, components: list[str] | None = None, seed: int = 0,
+           data: list[dict] | None = None, progress: bool = True) -> tuple[dict, nn.Module]:
+    "Search the structure of `model` for `task` at compression `ratio` (N×); returns (structure, searched task model)."
+    p = ratio_to_p(ratio)
+    if method not in METHODS: raise ValueError(f"unknown method {method!r}; known: {list(METHODS)}")
+    if schedule not in SCHEDULES: raise ValueError(f"unknown schedule {schedule!r}; known: {list(SCHEDULES)}")
+    fam = check_task(model, task)
+    T = _setting("search_steps", int, steps)
+    if T < 1: raise ValueError(f"a search needs at least one step; got steps={T}")
+    I = _interval(interval, T, p, fam)
+    l1a, l1m = _setting("l1_attn", float, l1_attn), _setting("l1_mlp", float, l1_mlp)
+    lr = lr or settings().get("structured", "lr", float)
+    batch_size = batch_size or settings().get("tasks", "batch_size", int)
+    tm = task_model(model, task)
+    if tm is model: tm = copy.deepcopy(model)
+    remove_zeta(tm)
+    us = units(tm)
+    if components is not None:
+        known = list(dict.fromkeys(u.component for u in us))
+        bad = [c for c in components if c not in known]
+        if bad: raise ValueError(f"unknown component(s) {bad} for {type(tm).__name__}; known: {known}")
+        us = [u for u in us if u.component in components]
+    costs = unit_costs(tm, us, cost_mode)
+    if p > max_prunable(us, costs) + 1e-12:
+        raise ValueError(f"ratio {ratio}× (p = {p:.4f}) is unmeetable: with one entry kept per module at most "
+                         f"{max_prunable(us, costs):.4f} of the mask mass can be pruned")
+    sched = ratio_schedule(p, T, schedule)
+    seed_everything(seed)
+    zeta = attach_zeta(tm, us)
+    data = data if data is not None else task_data(task, "train")
+    theta = [q for q in tm.parameters()]
+    groups = [{"params": [q for q in theta if q.ndim >= 2], "weight_decay": 0.05},
+              {"params": [q for q in theta if q.ndim < 2], "weight_decay": 0.0}]
+    if method != "upop": groups.append({"params": list(zeta.values()), "weight_decay": 0.0})
+    opt = torch.optim.AdamW(groups, lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    per_epoch = max(1, len(data) // batch_size)
+    items, epoch = _tasks._train_items(task, data, 0, seed), 0
+    upd = _updates(T, I, at_zero=fam != "vit") if method == "upop" else set()
+    attn_z = [zeta[u.name] for u in us if u.kind != "mlp"]; mlp_z = [zeta[u.name] for u in us if u.kind == "mlp"]
+    history, losses = [], []
+    tm.train()
+    for s in tqdm(range(T), desc=f"search {method} {ratio}x", disable=not progress):
+        if s // per_epoch != epoch: epoch = s // per_epoch; items = _tasks._train_items(task, data, epoch, seed)
+        i = s % per_epoch
+        loss = task_loss(tm, task, items[i * batch_size:(i + 1) * batch_size], gen)
+        l1 = l1a * sum(z.abs().sum() for z in attn_z) + l1m * sum(z.abs().sum() for z in mlp_z)
+        opt.zero_grad(set_to_none=True)          # θ (and, for the baselines, ζ); UPop's ζ.grad keeps accumulating
+        (loss + l1).backward()
+        torch.nn.utils.clip_grad_norm_(theta, 5.0); opt.step()
+        losses.append(round(loss.item(), 5))
+        if s in upd:
+            new, pruned = upop_masks({n: z.grad if z.grad is not None else torch.zeros_like(z) for n, z in zeta.items()},
+                                     us, costs, sched[s], p)
+            with torch.no_grad():
+                for n, z in zeta.items(): z.copy_(new[n])
+            history.append({"step": s, "p_s": sched[s], "pruned_mass": pruned_mass(pruned, costs)})
+    if method != "upop":
+        with torch.no_grad():
+            vals = {n: z.detach().clone() for n, z in zeta.items()}
+            if method == "unified": pruned = select_pruned({n: -v for n, v in group_zscores(vals, us).items()}, costs, p)
+            else:
+                pruned = {}
+                for comp in dict.fromkeys(u.component for u in us):
+                    cu = [u for u in us if u.component == comp]
+                    pruned.update(select_pruned({u.name: -vals[u.name].abs() for u in cu}, costs, p))
+            for n, z in zeta.items(): z.masked_fill_(pruned[n], 0.0)
+        history.append({"step": T - 1, "p_s": p, "pruned_mass": pruned_mass(pruned, costs)})
+    for z in zeta.values(): z.requires_grad_(False); z.grad = None
+    tm.eval()
+    structure = make_structure(tm, us, {n: z != 0 for n, z in zeta.items()}, costs,
+                               method=method, ratio=ratio, p=p, task=task, steps=T, interval=I, schedule=schedule,
+                               cost_mode=cost_mode, history=history, loss_first=losses[0], loss_last=losses[-1])
+    structure["accounting"] = accounting(tm, structure, task)
+    return structure, tm
+
+def accounting(model: nn.Module, structure: dict, task: str | None = None) -> dict:
+    "Params (and, with a task that has a declared input, FLOPs at batch 1) of `model` and of its extraction."
+    small = extract(model, structure)
+    out = {"params_dense": count_params(model), "params_extracted": count_params(small)}
+    if task is not None:
+        try: out.update(flops_dense=count_flops(model, task), flops_extracted=count_flops(small, task))
+        except NotImplementedError: pass
+    return out
+
+# %% ../nbs/20_structured.ipynb #c037
 def retrain(model: nn.Module, task: str, steps: int | None = None, **kw) -> nn.Module:
     "Fine-tune an extracted model on `task` (in place; `tasks.finetune`'s cosine schedule and budget)."
     if getattr(model, "vlprune_task", None) != task:
