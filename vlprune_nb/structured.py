@@ -501,7 +501,7 @@ def measure(model: nn.Module, task: str, batch_sizes=(1, 32), repeats: int = 20,
         for b in batch_sizes: out[f"latency_b{b}"] = latency(model, task, b, repeats=max(3, repeats if b == 1 else repeats // 4))
     return out
 
-# %% ../nbs/20_structured.ipynb #c031
+# %% ../nbs/20_structured.ipynb #c033
 METHODS = ("upop", "unified", "mask_based")
 
 def _setting(key, typ, value):
@@ -605,7 +605,7 @@ def accounting(model: nn.Module, structure: dict, task: str | None = None) -> di
         except NotImplementedError: pass
     return out
 
-# %% ../nbs/20_structured.ipynb #c037
+# %% ../nbs/20_structured.ipynb #c039
 def retrain(model: nn.Module, task: str, steps: int | None = None, **kw) -> nn.Module:
     "Fine-tune an extracted model on `task` (in place; `tasks.finetune`'s cosine schedule and budget)."
     if getattr(model, "vlprune_task", None) != task:
