@@ -83,45 +83,39 @@ def render(scene: list[Obj], rng: random.Random, size: int = 32) -> np.ndarray:
 NUMBER_WORDS = {1: "one", 2: "two", 3: "three"}
 
 def _d(o: Obj, rng: random.Random) -> str:
-    "A noun phrase for one object, with a random subset of its attributes."
-    return rng.choice([f"{o.colour} {o.shape}", f"{o.size} {o.colour} {o.shape}", f"{o.colour} {o.shape}",
-                       f"{o.colour} {o.shape} in the {o.pos}", f"{o.size} {o.shape}"])
+    "A noun phrase naming the object's colour and shape, and sometimes its size or position."
+    return rng.choice([f"{o.colour} {o.shape}", f"{o.size} {o.colour} {o.shape}", f"{o.size} {o.colour} {o.shape}",
+                       f"{o.colour} {o.shape} in the {o.pos}"])
 
 def _relation(a: Obj, b: Obj, rng: random.Random) -> str | None:
-    "A spatial sentence relating a and b, or None when they share the row and column ordering needed."
-    opts = []
-    if a.col < b.col: opts.append(f"a {a.colour} {a.shape} to the left of a {b.colour} {b.shape}")
-    if a.col > b.col: opts.append(f"a {a.colour} {a.shape} to the right of a {b.colour} {b.shape}")
-    if a.row < b.row: opts.append(f"a {a.colour} {a.shape} above a {b.colour} {b.shape}")
-    if a.row > b.row: opts.append(f"a {a.colour} {a.shape} below a {b.colour} {b.shape}")
-    return rng.choice(opts) if opts else None
+    "'a <a> left of/right of/above/below a <b>', or None when a and b share row and column order."
+    opts = [w for w, ok in (("to the left of", a.col < b.col), ("to the right of", a.col > b.col),
+                            ("above", a.row < b.row), ("below", a.row > b.row)) if ok]
+    if not opts: return None
+    return f"a {rng.choice([f'{a.colour} {a.shape}', f'{a.size} {a.colour} {a.shape}'])} {rng.choice(opts)} a {b.colour} {b.shape}"
 
 def caption_pool(scene: list[Obj], rng: random.Random) -> list[str]:
     "Every caption template instantiated once for `scene` (random attribute subsets and orders)."
     n, objs = len(scene), scene[:]
     if n == 1:
         o = objs[0]
-        return [f"a {o.size} {o.colour} {o.shape}", f"a {o.colour} {o.shape} in the {o.pos}",
-                f"there is a {o.colour} {o.shape}", f"a picture of a {o.size} {o.shape} that is {o.colour}",
-                f"a single {o.colour} {o.shape} on a dark background", f"one {o.size} {o.colour} {o.shape} in the {o.pos}",
-                f"the {o.shape} in the {o.pos} is {o.colour}", f"a {o.colour} {o.shape} alone in the {o.pos}"]
+        return [f"a {o.size} {o.colour} {o.shape} in the {o.pos}", f"a {o.colour} {o.shape} in the {o.pos}",
+                f"one {o.size} {o.colour} {o.shape} in the {o.pos}", f"the {o.pos} holds a {o.size} {o.colour} {o.shape}",
+                f"a {o.colour} {o.shape} alone in the {o.pos}", f"a single {o.size} {o.colour} {o.shape}",
+                f"a picture of a {o.size} {o.shape} that is {o.colour}"]
     pool = []
     for _ in range(3):
         rng.shuffle(objs)
         pool.append(" and ".join(f"a {_d(o, rng)}" for o in objs) if n == 2 else
                     f"a {_d(objs[0], rng)}, a {_d(objs[1], rng)} and a {_d(objs[2], rng)}")
     rng.shuffle(objs)
-    pool.append(f"{NUMBER_WORDS[n]} shapes: " + " and ".join(f"a {o.colour} {o.shape}" for o in objs))
+    pool.append(f"{NUMBER_WORDS[n]} shapes: " + " and ".join(f"a {_d(o, rng)}" for o in objs))
     for _ in range(3):
-        a, b = rng.sample(objs, 2)
+        a, b, *rest = rng.sample(objs, n)
         rel = _relation(a, b, rng)
-        if rel: pool.append(rel)
-    o, rest = rng.choice(objs), NUMBER_WORDS[n - 1]
-    other = "other shape" if n == 2 else "other shapes"
-    pool += [f"there is a {o.colour} {o.shape} among {rest} {other}",
-             f"{NUMBER_WORDS[n]} objects including a {o.size} {o.colour} {o.shape}",
-             f"a {o.colour} {o.shape} in the {o.pos} and {rest} more",
-             f"a {_d(rng.choice(objs), rng)} in a picture with {NUMBER_WORDS[n]} objects"]
+        if rel: pool.append(rel + "".join(f" and a {_d(c, rng)}" for c in rest))
+    o, others = rng.choice(objs), f"{NUMBER_WORDS[n - 1]} other shape" + ("s" if n == 3 else "")
+    pool.append(f"there is a {o.size} {o.colour} {o.shape} among {others}")
     return pool
 
 def describe(scene: list[Obj], rng: random.Random, k: int = 5) -> list[str]:
@@ -317,7 +311,7 @@ def world_root() -> Path:
 def generate_world(root=None, seed: int | None = None, force: bool = False, **overrides) -> Path:
     "Write the whole generated world under `root` (default: settings.ini) unless a finished one with the same spec is there."
     root = Path(root) if root else world_root()
-    spec = {**_counts(), **overrides, "seed": settings().get("world", "seed", int) if seed is None else seed, "version": 1}
+    spec = {**_counts(), **overrides, "seed": settings().get("world", "seed", int) if seed is None else seed, "version": 2}
     manifest = root / "world.json"
     if manifest.is_file() and not force and read_json(manifest).get("spec") == spec: return root
     root.mkdir(parents=True, exist_ok=True)
