@@ -89,19 +89,21 @@ def load_records(out_dir=None, **where) -> list[dict]:
 # %% ../nbs/30_experiments.ipynb #c012
 def run(cfg: dict, out_dir=None, progress: bool = True, force: bool = False) -> dict:
     "Run one configuration (see `run_config`) unless its record exists; return the record."
-    from vlprune_nb.pruning import prune, needs_calibration
+    from vlprune_nb.pruning import prune, METHODS
     from vlprune_nb.masks import save_masks, sparsity_report
     path = record_path(cfg, out_dir)
     if path.is_file() and not force: return read_json(path)
     seed_everything(cfg["seed"])
     model = families.load(cfg["family"])
-    masks, prune_s, mask_file = {}, 0.0, None
+    masks, prune_s, mask_file, prune_report = {}, 0.0, None, {}
     if cfg["method"] != "dense":
         calib = (calibration_batches(model, cfg["calib_batches"], cfg["calib_batch_size"], cfg["seed"])
-                 if needs_calibration(cfg["method"]) else None)
+                 if METHODS[cfg["method"]].data else None)
         t0 = time.time()
-        masks = prune(model, cfg["method"], cfg["sparsity"], calib, seed=cfg["seed"], **cfg["options"])
+        result = prune(model, cfg["method"], cfg["sparsity"], calib, seed=cfg["seed"], **cfg["options"])
         prune_s = time.time() - t0
+        result.apply(model)                       # CHITA's refitted weights (if any) and zeros under the mask
+        masks, prune_report = result.masks, {k: v for k, v in result.report.items() if k != "options"}
         mask_file = save_masks(masks, path.parent / "masks" / f"{run_key(cfg)}.safetensors")
     report = sparsity_report(model, masks)
     t0 = time.time()
@@ -110,11 +112,11 @@ def run(cfg: dict, out_dir=None, progress: bool = True, force: bool = False) -> 
     metrics = tasks.evaluate(tm, cfg["task"], limit=cfg["eval_limit"], progress=progress,
                              **({"k": cfg["itm_k"]} if "itm_k" in cfg else {}))
     record = {"config": cfg, "key": run_key(cfg), **environment(),
-              "masks_file": mask_file and str(Path(mask_file).name), "masks_sha256": mask_file and sha256(mask_file),
-              "prune_s": round(prune_s, 2), "finetune_s": round(ft_s, 1), "metrics": metrics,
+              "masks_file": mask_file and Path(mask_file).name, "masks_sha256": mask_file and sha256(mask_file),
+              "prune_s": round(prune_s, 2), "finetune_s": round(ft_s, 1), "metrics": metrics, "prune_report": prune_report,
               "sparsity": {"overall": report["overall"]["sparsity"],
                            **{m: v["sparsity"] for m, v in report["modalities"].items()}},
-              "params": {"prunable": report["overall"]["total"], "total": report["total_params"]},
+              "params": {"prunable": report["overall"]["prunable"], "total": report["overall"]["total_params"]},
               "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
     write_json(path, record)
     return record
@@ -126,7 +128,10 @@ def layer_sparsity(record: dict, out_dir=None) -> list[dict]:
     if not record.get("masks_file"): return []
     model = families.load(record["config"]["family"])
     masks = load_masks(results_dir(out_dir) / "masks" / record["masks_file"], model)
-    return sparsity_report(model, masks)["layers"]
+    by_layer: dict = {}
+    for r in sparsity_report(model, masks)["layers"]:                    # one row per weight → one per layer
+        d = by_layer.setdefault((r["modality"], r["layer"]), [0, 0]); d[0] += r["pruned"]; d[1] += r["numel"]
+    return [{"modality": m, "layer": l, "sparsity": p / n} for (m, l), (p, n) in by_layer.items()]
 
 # %% ../nbs/30_experiments.ipynb #c016
 BENCHMARK_METHODS = ("random", "omp", "lamp", "l2norm", "snip", "itersnip", "chita", "chita++", "tamt", "multiflow")
