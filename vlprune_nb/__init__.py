@@ -7,6 +7,7 @@ Modules:
 - `vlprune_nb.families`: A family adapts one architecture to everything else in the library: how to build it (a tiny default or a real checkpoint), which weights are prunable and to which modality, layer and kind each belongs, which weights are shared, the calibration forward, and the pretraining loss.
 - `vlprune_nb.masks`: A mask is a plain mapping from parameter name (as in `model.named_parameters()`) to a bool tensor of the weight's shape, True = kept. This module applies masks so that pruned weights stay exactly zero through fine-tuning, and carries masks from a pretrained model to the task models built from it.
 - `vlprune_nb.pretrain`: The papers prune models pretrained on millions of images. Here each family is pretrained on the generated world's pretraining split, on the CPU, and its dense checkpoint is shipped in `data/checkpoints/<family>/`.
+- `vlprune_nb.pruning`: Unstructured, task-agnostic pruning: a score for every prunable weight and an allocation that turns scores into masks at an exact sparsity. MULTIFLOW and every baseline of its paper (random, OMP, LocalMP, layer-wise L2, LAMP, SNIP, IterSNIP, CHITA, CHITA++, TAMT), on any model a family adapts.
 - `vlprune_nb.tasks`: Every downstream task of the two papers on the generated world (or on real annotation files): image–text retrieval, captioning, VQA, NLVR and classification. `finetune` takes masks and keeps pruned weights at zero."""
 
 __version__ = "0.1.0"
