@@ -240,9 +240,10 @@ class ActivationStats:
     def __init__(self, model: nn.Module, records: list):
         params = dict(model.named_parameters())
         by_id = {id(params[r.name]): r for r in records}
-        self.sums = {r.name: None for r in records}
+        self.sums = {r.name: torch.zeros(params[r.name].shape[-1], dtype=torch.float64) for r in records}
         self.nseq = {r.name: 0 for r in records}
-        self.attention_mask, self.handles, hooked = None, [], set()
+        self.order, self.handles, hooked = {}, [], set()
+        self.set_batch(None)
         for mod in model.modules():
             r = by_id.get(id(getattr(mod, "weight", None))) if isinstance(mod, nn.Linear) else None
             if r is not None:
@@ -250,17 +251,31 @@ class ActivationStats:
         missing = [r.name for r in records if r.name not in hooked]
         if missing: raise ValueError(f"MULTIFLOW scores nn.Linear weights; {missing[0]!r} is not the weight of an nn.Linear")
 
+    def set_batch(self, batch):
+        "Hold the batch's attention mask (if any) while its forward runs."
+        m = batch.get("attention_mask") if isinstance(batch, dict) else None
+        self.mask_shape = tuple(m.shape) if m is not None else None
+        self.mask_row = (m.reshape(1, -1) != 0).float() if m is not None else None      # (1, B·L)
+        self.last = (None, None, None)                                     # (input, token-side?, its column sums)
+
     def _hook(self, name, token, mod, inputs, output):
-        x = inputs[0].detach()
-        sq = x.float().reshape(-1, x.shape[-1]).square()                   # (tokens, d_in)
-        m = self.attention_mask
-        if token and m is not None and tuple(m.shape) == tuple(x.shape[:-1]):
-            s = (m.reshape(-1) != 0).to(sq.dtype) @ sq                        # PAD rows dropped
-        else: s = sq.sum(0)
-        if not torch.isfinite(s).all(): raise ValueError(f"non-finite activations at the input of layer {name!r}")
-        prev = self.sums[name]
-        self.sums[name] = s.double() if prev is None else prev + s.double()
+        x = inputs[0]
+        token = token and self.mask_shape == tuple(x.shape[:-1])
+        last_x, last_token, s = self.last
+        if x is not last_x or token != last_token:                        # q, k, v (and cross k, v) share their input
+            x2 = x.detach().float().reshape(-1, x.shape[-1])                # (tokens, d_in)
+            if token: s = (self.mask_row.to(x2.device) @ x2.square())[0]     # PAD rows dropped
+            else: s = torch.linalg.vector_norm(x2, dim=0).square_()
+            self.last = (x, token, s)
+        self.sums[name].add_(s.to(self.sums[name].device))
         self.nseq[name] += math.prod(x.shape[:-2]) if x.dim() > 2 else x.shape[0] if x.dim() == 2 else 1
+        self.order.setdefault(name, len(self.order))
+
+    def check(self):
+        "Raise naming the first layer (in forward order) whose statistics are no longer finite."
+        if torch.isfinite(torch.cat(list(self.sums.values()))).all(): return
+        bad = sorted((n for n, s in self.sums.items() if not torch.isfinite(s).all()), key=lambda n: self.order.get(n, 1 << 30))
+        raise ValueError(f"non-finite activations at the input of layer {bad[0]!r}")
 
     def remove(self):
         for h in self.handles: h.remove()
@@ -280,8 +295,7 @@ def activation_stats(model: nn.Module, calib, records: list | None = None) -> di
     model.eval()
     try:
         for batch in calib:
-            stats.attention_mask = batch.get("attention_mask") if isinstance(batch, dict) else None
-            fam.calibration_forward(model, batch)
+            stats.set_batch(batch); fam.calibration_forward(model, batch); stats.check()
     finally:
         stats.remove(); model.train(mode)
     return stats.result()
