@@ -8,7 +8,7 @@ Docs: https://vlprune.github.io/vlprune_nb/pruning.html.md"""
 
 # %% ../nbs/10_pruning.ipynb #c002
 from __future__ import annotations
-import math, os, re, shutil, tempfile, time
+import math, numbers, os, re, shutil, tempfile, time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -94,7 +94,7 @@ class PruneResult(dict):
 
 # %% ../nbs/10_pruning.ipynb #c009
 def _check_sparsity(sparsity):
-    ok = isinstance(sparsity, (int, float)) and not isinstance(sparsity, bool) and 0 <= sparsity < 1
+    ok = isinstance(sparsity, numbers.Real) and not isinstance(sparsity, bool) and 0 <= sparsity < 1
     if not ok: raise ValueError(f"sparsity must be a number in [0, 1), got {sparsity!r}")
 
 def _check_method(method: str, options: dict) -> Method:
@@ -162,8 +162,8 @@ def scores(model: nn.Module, method: str, calib=None, *, sparsity: float = 0.0, 
     "The scores of one-shot `method` (name → tensor, higher = more important), without allocating; `model` is left unchanged."
     spec, ctx = _setup(model, method, sparsity, calib, seed, options)
     if spec.schedule: raise ValueError(f"{method!r} is iterative: its scores change at every step")
+    if getattr(spec.allocation, "changes_weights", False): raise ValueError(f"{method!r} does not produce per-weight scores")
     with preserved(model, ctx.params): out = spec.score(ctx, sparsity)
-    if not isinstance(out, dict): raise ValueError(f"{method!r} does not produce per-weight scores")
     return {n: t.detach().cpu() for n, t in out.items()}
 
 # %% ../nbs/10_pruning.ipynb #c011
@@ -240,14 +240,15 @@ class ActivationStats:
     def __init__(self, model: nn.Module, records: list):
         params = dict(model.named_parameters())
         by_id = {id(params[r.name]): r for r in records}
-        self.sums = {r.name: torch.zeros(params[r.name].shape[-1], dtype=torch.float64) for r in records}
+        self.sums = {r.name: torch.zeros(params[r.name].shape[-1], dtype=torch.float64, device=params[r.name].device) for r in records}
         self.nseq = {r.name: 0 for r in records}
         self.order, self.handles, hooked = {}, [], set()
         self.set_batch(None)
         for mod in model.modules():
             r = by_id.get(id(getattr(mod, "weight", None))) if isinstance(mod, nn.Linear) else None
             if r is not None:
-                self.handles.append(mod.register_forward_hook(partial(self._hook, r.name, token_side(r)))); hooked.add(r.name)
+                kv = r.kind == "cross_attn" and not token_side(r)
+                self.handles.append(mod.register_forward_hook(partial(self._hook, r.name, token_side(r), kv))); hooked.add(r.name)
         missing = [r.name for r in records if r.name not in hooked]
         if missing: raise ValueError(f"MULTIFLOW scores nn.Linear weights; {missing[0]!r} is not the weight of an nn.Linear")
 
@@ -255,21 +256,26 @@ class ActivationStats:
         "Hold the batch's attention mask (if any) while its forward runs."
         m = batch.get("attention_mask") if isinstance(batch, dict) else None
         self.mask_shape = tuple(m.shape) if m is not None else None
-        self.mask_row = (m.reshape(1, -1) != 0).float() if m is not None else None      # (1, B·L)
-        self.last = (None, None, None)                                     # (input, token-side?, its column sums)
+        self.mask_vec = (m.reshape(-1) != 0).float() if m is not None else None      # (B·L,)
+        self.last, self.image_side = (None, None, None), {}
 
-    def _hook(self, name, token, mod, inputs, output):
-        x = inputs[0]
-        token = token and self.mask_shape == tuple(x.shape[:-1])
-        last_x, last_token, s = self.last
-        if x is not last_x or token != last_token:                        # q, k, v (and cross k, v) share their input
-            x2 = x.detach().float().reshape(-1, x.shape[-1])                # (tokens, d_in)
-            if token: s = (self.mask_row.to(x2.device) @ x2.square())[0]     # PAD rows dropped
-            else: s = torch.linalg.vector_norm(x2, dim=0).square_()
+    def _hook(self, name, token, cross_kv, mod, inputs, output):
+        x = inputs[0]                                                      # (B, T, d_in); runs under no_grad
+        if token: token = x.shape[:-1] == self.mask_shape
+        last = self.last
+        if x is last[0] and token == last[1]: s = last[2]                 # q, k, v (and cross k, v) share their input
+        else:
+            hit = self.image_side.get(id(x)) if cross_kv else None         # every cross-attention reads the same image tokens
+            if hit is not None and hit[0] is x: s = hit[1]
+            else:
+                x2 = x.reshape(-1, x.shape[-1])
+                x2 = (x2 if x2.dtype == torch.float32 else x2.float()).square()   # (tokens, d_in)
+                s = torch.mv(x2.T, self.mask_vec) if token else x2.sum(0)         # PAD rows dropped
+                if cross_kv: self.image_side[id(x)] = (x, s)
             self.last = (x, token, s)
-        self.sums[name].add_(s.to(self.sums[name].device))
-        self.nseq[name] += math.prod(x.shape[:-2]) if x.dim() > 2 else x.shape[0] if x.dim() == 2 else 1
-        self.order.setdefault(name, len(self.order))
+        self.sums[name].add_(s)
+        self.nseq[name] += x.shape[0] if x.dim() == 3 else math.prod(x.shape[:-2]) if x.dim() > 3 else x.shape[0] if x.dim() == 2 else 1
+        if name not in self.order: self.order[name] = len(self.order)
 
     def check(self):
         "Raise naming the first layer (in forward order) whose statistics are no longer finite."
@@ -627,6 +633,7 @@ def chita_iht(store: GradientStore, sparsity: float, ctx: PruneContext) -> tuple
     if kept < k: ctx.report.setdefault("notes", []).append(f"CHITA kept {kept} weights, {k - kept} fewer than the budget {k} (ties at its threshold)")
     return masks, weights
 
+chita_iht.changes_weights = True
 _CHITA = dict(lam=0.1, block_size=10_000, workdir=None)
 METHODS["chita"] = Method(per_batch_gradients, chita_iht, data=True, defaults=_CHITA)
 METHODS["chita++"] = Method(per_batch_gradients, chita_iht, schedule="exp", data=True, defaults={**_CHITA, **_ITER})
