@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 # %% auto #0
-__all__ = ['MaskHolder', 'aliases', 'transfer']
+__all__ = ['MASKS_FORMAT', 'MaskHolder', 'aliases', 'transfer', 'save_masks', 'check_masks', 'load_masks', 'sparsity_report']
 
 # %% ../nbs/05_masks.ipynb #c003
 class MaskHolder:
@@ -55,3 +55,73 @@ def transfer(masks: dict, source: nn.Module, target: nn.Module, rename: dict[str
                 if alias.startswith(old): alias = new + alias[len(old):]
             if alias in target_names and tuple(target_names[alias].shape) == tuple(m.shape): out[alias] = m
     return out
+
+# %% ../nbs/05_masks.ipynb #c008
+import json
+import numpy as np
+from pathlib import Path
+from safetensors import safe_open
+from safetensors.torch import save_file
+from .config import atomic_write
+
+MASKS_FORMAT = "vlprune-masks-bitpacked-1"
+
+def save_masks(masks: dict, path) -> Path:
+    "Save `masks` (name → bool tensor, e.g. a `PruneResult`) bit-packed to a safetensors file, atomically; returns the path."
+    packed, shapes = {}, {}
+    for name, m in masks.items():
+        b = m.detach().to("cpu", torch.bool).contiguous()
+        packed[name] = torch.from_numpy(np.packbits(b.numpy().reshape(-1)))
+        shapes[name] = list(b.shape)
+    meta = {"format": "pt", "vlprune": MASKS_FORMAT, "shapes": json.dumps(shapes)}
+    return atomic_write(path, lambda tmp: save_file(packed, str(tmp), metadata=meta))
+
+def check_masks(model: nn.Module, masks: dict, source: str = "masks"):
+    "Raise naming the first mask that names no parameter of `model` (any alias counts) or whose shape differs from it."
+    params = dict(model.named_parameters(remove_duplicate=False))
+    for name, m in masks.items():
+        if name not in params:
+            raise ValueError(f"{source}: mask {name!r} (shape {tuple(m.shape)}) names no parameter of {type(model).__name__}")
+        if tuple(m.shape) != tuple(params[name].shape):
+            raise ValueError(f"{source}: mask {name!r} has shape {tuple(m.shape)} but the model's parameter has shape {tuple(params[name].shape)}")
+
+def load_masks(path, model: nn.Module | None = None) -> dict:
+    "Masks saved by `save_masks` (or a safetensors file of bool/0-1 tensors), checked against `model` when given."
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f"no mask file at {path}")
+    out = {}
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata() or {}
+        if meta.get("vlprune") == MASKS_FORMAT:
+            for name, shape in json.loads(meta["shapes"]).items():
+                bits = np.unpackbits(f.get_tensor(name).numpy(), count=int(np.prod(shape, dtype=np.int64)))
+                out[name] = torch.from_numpy(bits.astype(bool)).view(shape)
+        else:
+            for name in f.keys(): out[name] = f.get_tensor(name) != 0
+    if model is not None: check_masks(model, out, str(path))
+    return out
+
+# %% ../nbs/05_masks.ipynb #c013
+def sparsity_report(model: nn.Module, masks: dict) -> dict:
+    "{'layers': [...], 'modalities': {...}, 'overall': {...}, 'unmatched': [...]} sparsity of `masks` over `model`'s prunable weights."
+    from vlprune_nb.families import prunable
+    params, al = dict(model.named_parameters()), aliases(model)
+    layers, mods, used = [], {}, set()
+    for r in prunable(model):
+        n = params[r.name].numel()
+        key = next((a for a in al.get(r.name, [r.name]) if a in masks), None)
+        m = masks[key] if key is not None else None
+        if m is not None and tuple(m.shape) != tuple(params[r.name].shape):
+            raise ValueError(f"mask {key!r} has shape {tuple(m.shape)} but the model's parameter has shape {tuple(params[r.name].shape)}")
+        pruned = int((~m.to(torch.bool)).sum()) if m is not None else 0
+        used.update(al.get(r.name, [r.name]))
+        layers.append({"name": r.name, "modality": r.modality, "layer": r.layer, "kind": r.kind,
+                       "numel": n, "pruned": pruned, "sparsity": pruned / n})
+        d = mods.setdefault(r.modality, {"numel": 0, "pruned": 0})
+        d["numel"] += n; d["pruned"] += pruned
+    for d in mods.values(): d["sparsity"] = d["pruned"] / d["numel"] if d["numel"] else 0.0
+    N, P = sum(l["numel"] for l in layers), sum(l["pruned"] for l in layers)
+    total = sum(p.numel() for p in model.parameters())
+    overall = {"prunable": N, "pruned": P, "sparsity": P / N if N else 0.0, "total_params": total,
+               "prunable_fraction": N / total if total else 0.0, "sparsity_of_total": P / total if total else 0.0}
+    return {"layers": layers, "modalities": mods, "overall": overall, "unmatched": [k for k in masks if k not in used]}
