@@ -8,7 +8,7 @@ Docs: https://vlprune.github.io/vlprune_nb/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #c002
 from __future__ import annotations
-import fcntl, json, math, random
+import fcntl, json, math, random, shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -323,6 +323,8 @@ def generate_world(root=None, seed: int | None = None, force: bool = False, **ov
 
 def _generate(root: Path, spec: dict, manifest: Path) -> Path:
     "Write every part of the world, the tokenizer, then the manifest that marks it finished."
+    for part in ("images", "annotations", "vqa", "nlvr", "cls", "tokenizer"):   # no stale files of an older world
+        shutil.rmtree(root / part, ignore_errors=True)
     rng = random.Random(spec["seed"])
     scenes = _write_captions(root, rng, spec)
     answers = _write_vqa(root, rng, scenes, spec["vqa_questions_per_image"])
