@@ -84,7 +84,10 @@ def atomic_write(path, write_fn, suffix: str = "") -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix or path.suffix)
     os.close(fd)
     try:
-        write_fn(Path(tmp)); os.replace(tmp, path)
+        write_fn(Path(tmp))
+        umask = os.umask(0); os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)                       # mkstemp's 0600 would make results private to one user
+        os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp): os.remove(tmp)
         raise
