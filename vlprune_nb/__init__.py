@@ -10,6 +10,7 @@ Modules:
 - `vlprune_nb.masks`: A mask is a plain mapping from parameter name (as in `model.named_parameters()`) to a bool tensor of the weight's shape, True = kept. This module applies masks so that pruned weights stay exactly zero through fine-tuning, and carries masks from a pretrained model to the task models built from it.
 - `vlprune_nb.pretrain`: The papers prune models pretrained on millions of images. Here each family is pretrained on the generated world's pretraining split, on the CPU, and its dense checkpoint is shipped in `data/checkpoints/<family>/`.
 - `vlprune_nb.structured`: UPop's unified and progressive search of trainable masks ζ over attention head dimensions and MLP hidden units, the two non-progressive baselines, extraction of a smaller dense model, its save/reload, and parameter, FLOP and latency accounting.
-- `vlprune_nb.tasks`: Every downstream task of the two papers on the generated world (or on real annotation files): image–text retrieval, captioning, VQA, NLVR and classification. `finetune` takes masks and keeps pruned weights at zero."""
+- `vlprune_nb.tasks`: Every downstream task of the two papers on the generated world (or on real annotation files): image–text retrieval, captioning, VQA, NLVR and classification. `finetune` takes masks and keeps pruned weights at zero.
+- `vlprune_nb.upop_runs`: One structured run is a configuration → search, extract, measure, retrain, evaluate → a result record (JSON) in the same `data/results/` store as the unstructured runs, with its structure beside it in `structures/`. Sweeps are resumable; `upop_grid` lists the UPop paper's experiments on the embedded world."""
 
 __version__ = "0.1.0"
