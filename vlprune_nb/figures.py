@@ -92,9 +92,12 @@ def synthetic_upop_records(family: str = "blip", task: str = "nlvr", ratios=(2, 
                         "config": {"family": family, "task": task, "ratio": float(ratio), "method": method, "schedule": "cosine",
                                    "interval": "auto", "cost_mode": "official", "search_steps": 10, "retrain_steps": 10,
                                    "dense_steps": 10, "batch_size": 8},
-                        "dense_metrics": {metric: 80.0}, "metrics_search_only": {metric: acc - 20}, "metrics": {metric: acc},
-                        "params": {"dense": dense_p, "extracted": int(dense_p * (0.2 + 0.8 * frac))},
-                        "flops": {"dense": dense_f, "extracted": int(dense_f * (0.1 + 0.9 * frac))}, "retained": rows})
+                        "dense_metrics": {metric: 80.0, "n": 100}, "metrics_search_only": {metric: acc - 20, "n": 100},
+                        "metrics": {metric: acc, "n": 100}, "pruned_mass": 1 - 1 / ratio, "interval_steps": 1,
+                        "params": {"dense": dense_p, "extracted": int(dense_p * (0.2 + 0.8 * frac)), "ratio": 0.2 + 0.8 * frac},
+                        "flops": {"dense": dense_f, "extracted": int(dense_f * (0.1 + 0.9 * frac)), "ratio": 0.1 + 0.9 * frac},
+                        "latency_s": {"dense": {"b1": 0.01, "b32": 0.1}, "extracted": {"b1": 0.01 * (0.5 + frac), "b32": 0.1 * (0.2 + frac)}},
+                        "retained": rows})
     return out
 
 def _default_fixed() -> dict:

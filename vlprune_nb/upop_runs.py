@@ -271,13 +271,14 @@ def ratio_table(records: list[dict], family: str, task: str, **fixed) -> str:
     return "\n".join(lines) + f"\n\n{family} {task}, method {rs[0]['config']['method']}; " + _budgets(rs)
 
 def compare_table(records: list[dict], family: str, task: str, by: str, **fixed) -> str:
-    "Tables 3/6, 14, 15 style (markdown): one row per value of `by` (method, schedule, interval), one column per ratio; cells 'search only → retrained'."
+    "Tables 3/6, 14, 15 style (markdown): one row per value of `by` (method, schedule, interval), one column per ratio at which two or more values ran; cells 'search only → retrained'."
     if by not in VARIANTS: raise ValueError(f"by={by!r} is not a variant field; allowed: {list(VARIANTS)}")
     rs = select_records(records, family, task, vary=by, **fixed)
     if not rs: return f"(no structured records of {family} {task} varying {by})"
-    ratios = sorted({r["config"]["ratio"] for r in rs})
     values = list(dict.fromkeys(r["config"][by] for r in rs))
     cell = {(r["config"][by], r["config"]["ratio"]): r for r in rs}
+    ratios = sorted({r["config"]["ratio"] for r in rs})
+    ratios = [x for x in ratios if sum((v, x) in cell for v in values) > 1] or ratios      # where they are compared
     def label(v):
         r = next(r for r in rs if r["config"][by] == v)
         return f"{v} ({r['interval_steps']} steps)" if by == "interval" and v == "auto" else str(v)
