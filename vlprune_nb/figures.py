@@ -17,7 +17,8 @@ from .config import settings, atomic_write, read_json
 from . import families
 
 # %% auto #0
-__all__ = ['MAIN_METRICS', 'figures_dir', 'save_figure', 'dense_reference', 'run_figure']
+__all__ = ['MAIN_METRICS', 'SHARES_DEFINITION', 'figures_dir', 'save_figure', 'dense_reference', 'run_figure',
+           'synthetic_upop_records', 'upop_heatmap', 'component_shares', 'upop_component_shares', 'upop_tradeoff']
 
 # %% ../nbs/40_figures.ipynb #c003
 MAIN_METRICS = {"retrieval": ("TR@1", "IR@1"), "captioning": ("CIDEr", "BLEU@4"), "vqa": ("vqa_acc",),
@@ -58,6 +59,162 @@ def run_figure(record: dict, layers: list[dict], fig_dir=None, show: bool = True
     b.set(title=f"{c['task']} (test)", ylabel="metric")
     fig.tight_layout()
     path = save_figure(fig, figures_dir(fig_dir) / f"run_{c['family']}_{c['method']}_{c['sparsity']:g}_{c['task']}.png")
+    if show: plt.show()
+    plt.close(fig)
+    return path
+
+# %% ../nbs/40_figures.ipynb #c008
+import random, textwrap
+import numpy as np
+
+def synthetic_upop_records(family: str = "blip", task: str = "nlvr", ratios=(2, 3, 4, 5, 10),
+                           methods=("upop", "unified", "mask_based"), layers: int = 4, seed: int = 0) -> list[dict]:
+    "Made-up structured records (marked `synthetic`) with the shape of real ones: for tests and for drawing with an empty store."
+    rng = random.Random(seed)
+    comps = {"blip": [("vision.self_attn", 32, 1700), ("vision.mlp", 512, 257), ("text.self_attn", 32, 1700),
+                      ("text.cross_attn", 32, 1700), ("text.mlp", 512, 257)]}.get(family, [("vision.self_attn", 32, 1700), ("vision.mlp", 512, 257)])
+    metric = MAIN_METRICS[task][0]
+    dense_p, dense_f = 2_000_000, 100_000_000
+    out = []
+    for m_i, method in enumerate(methods):
+        for ratio in ratios:
+            keep = 1 / ratio
+            rows = []
+            for comp, size, per in comps:
+                for l in range(layers):
+                    k = max(1, min(size, round(size * keep * rng.uniform(0.5, 1.5))))
+                    rows.append({"component": comp, "modality": comp.split(".")[0], "kind": comp.split(".")[1], "layer": l,
+                                 "module": f"{comp}.{l}", "kept": k, "total": size, "proportion": k / size,
+                                 "kept_params": k * per, "total_params": size * per})
+            frac = sum(r["kept_params"] for r in rows) / sum(r["total_params"] for r in rows)
+            acc = 80 - 3 * ratio - 4 * m_i + rng.uniform(-1, 1)
+            out.append({"kind": "structured", "synthetic": True, "key": f"synthetic_{method}_{ratio}", "time": "",
+                        "config": {"family": family, "task": task, "ratio": float(ratio), "method": method, "schedule": "cosine",
+                                   "interval": "auto", "cost_mode": "official", "search_steps": 10, "retrain_steps": 10,
+                                   "dense_steps": 10, "batch_size": 8},
+                        "dense_metrics": {metric: 80.0, "n": 100}, "metrics_search_only": {metric: acc - 20, "n": 100},
+                        "metrics": {metric: acc, "n": 100}, "pruned_mass": 1 - 1 / ratio, "interval_steps": 1,
+                        "params": {"dense": dense_p, "extracted": int(dense_p * (0.2 + 0.8 * frac)), "ratio": 0.2 + 0.8 * frac},
+                        "flops": {"dense": dense_f, "extracted": int(dense_f * (0.1 + 0.9 * frac)), "ratio": 0.1 + 0.9 * frac},
+                        "latency_s": {"dense": {"b1": 0.01, "b32": 0.1}, "extracted": {"b1": 0.01 * (0.5 + frac), "b32": 0.1 * (0.2 + frac)}},
+                        "retained": rows})
+    return out
+
+def _default_fixed() -> dict:
+    return {"schedule": "cosine", "interval": settings().get("structured", "interval"), "cost_mode": "official"}
+
+def _structured(records, family=None, task=None, method="upop") -> list[dict]:
+    "Records of one (family, task) (default: the one with most ratios) and `method`, default schedule/interval/costs, one per ratio."
+    fixed = _default_fixed()
+    rs = [r for r in records if r.get("kind") == "structured" and r["config"]["method"] == method
+          and all(r["config"].get(k) == v for k, v in fixed.items())]
+    if family is None or task is None:
+        groups = {}
+        for r in rs: groups.setdefault((r["config"]["family"], r["config"]["task"]), set()).add(r["config"]["ratio"])
+        if not groups: raise ValueError(f"no structured {method} records to draw")
+        family, task = max(groups, key=lambda g: (len(groups[g]), g == ("blip", "nlvr")))
+    by_ratio = {}
+    for r in rs:
+        if (r["config"]["family"], r["config"]["task"]) == (family, task):
+            if r["config"]["ratio"] not in by_ratio or r.get("time", "") >= by_ratio[r["config"]["ratio"]].get("time", ""):
+                by_ratio[r["config"]["ratio"]] = r
+    if not by_ratio: raise ValueError(f"no structured {method} records of {family} {task}")
+    return [by_ratio[k] for k in sorted(by_ratio)]
+
+def _tag(rs) -> str: return " — SYNTHETIC records" if any(r.get("synthetic") for r in rs) else ""
+
+# %% ../nbs/40_figures.ipynb #c011
+def upop_heatmap(records: list[dict], family: str | None = None, task: str | None = None, method: str = "upop",
+                 fig_dir=None, show: bool = True) -> Path:
+    "Figure 3: retained proportion (%) of each component (rows) in each layer (columns), one panel per ratio."
+    rs = _structured(records, family, task, method)
+    comps = list(dict.fromkeys(row["component"] for row in rs[0]["retained"]))
+    n_layers = 1 + max(row["layer"] for r in rs for row in r["retained"])
+    panels = [("original", None)] + [(f"{r['config']['ratio']:g}x", r) for r in rs]
+    fig, axes = plt.subplots(1, len(panels), figsize=(1.0 + 0.55 * n_layers * len(panels), 0.5 + 0.45 * len(comps)),
+                             sharey=True, squeeze=False)
+    for ax, (title, r) in zip(axes[0], panels):
+        grid = np.full((len(comps), n_layers), np.nan)
+        for row in (r["retained"] if r else rs[0]["retained"]):
+            grid[comps.index(row["component"]), row["layer"]] = 100 * (row["proportion"] if r else 1.0)
+        sns.heatmap(grid, ax=ax, vmin=0, vmax=100, cmap="viridis", annot=True, fmt=".0f", cbar=False,
+                    annot_kws={"fontsize": 7}, xticklabels=[str(l + 1) for l in range(n_layers)], yticklabels=comps)
+        ax.set(title=title, xlabel="layer")
+    c = rs[0]["config"]
+    fig.suptitle(f"Retained proportion (%) of each ζ vector after the {method} search · {c['family']} {c['task']}{_tag(rs)}",
+                 fontsize=10)
+    fig.tight_layout()
+    path = save_figure(fig, figures_dir(fig_dir) / "upop_retained_heatmap.png")
+    if show: plt.show()
+    plt.close(fig)
+    return path
+
+# %% ../nbs/40_figures.ipynb #c014
+SHARES_DEFINITION = ("Kept parameters of a component (or layer) = Σ over its ζ vectors of kept entries × parameters one "
+                     "entry controls (rows of the input projections with their biases, columns of the output projection). "
+                     "share = kept parameters of the component (layer index: summed over components) / kept parameters of "
+                     "all compressible modules. Embeddings, LayerNorms, output biases and task heads are not counted. "
+                     "1x = the dense model.")
+
+def component_shares(rows: list[dict], by: str = "component") -> dict:
+    "Share of kept parameters per `by` ('component' or 'layer') of `retained_proportions` rows."
+    tot, out = sum(r["kept_params"] for r in rows), {}
+    for r in rows: out[r[by]] = out.get(r[by], 0) + r["kept_params"]
+    return {k: v / tot for k, v in out.items()}
+
+def upop_component_shares(records: list[dict], family: str | None = None, task: str | None = None, method: str = "upop",
+                          fig_dir=None, show: bool = True) -> Path:
+    "Figure 5: share of kept parameters per component (left) and per layer index (right) versus the compression ratio."
+    rs = _structured(records, family, task, method)
+    dense_rows = [{**row, "kept_params": row["total_params"]} for row in rs[0]["retained"]]
+    xs = [1.0] + [r["config"]["ratio"] for r in rs]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, by in zip(axes, ("component", "layer")):
+        shares = [component_shares(dense_rows, by)] + [component_shares(r["retained"], by) for r in rs]
+        for name in shares[0]:
+            ax.plot(xs, [100 * s.get(name, 0) for s in shares], marker="o",
+                    label=name if by == "component" else f"layer {name + 1}")
+        ax.set(xscale="log", xlabel="compression ratio (×, log)", ylabel="share of kept parameters (%)",
+               title=f"per {by}")
+        ax.set_xticks(xs, [f"{x:g}" for x in xs]); ax.minorticks_off()
+        ax.legend(fontsize=7)
+    c = rs[0]["config"]
+    fig.suptitle(f"Where the kept parameters are · {c['family']} {c['task']} · {method}{_tag(rs)}", fontsize=10)
+    fig.tight_layout()
+    fig.text(0.01, -0.02, "\n".join(textwrap.wrap(SHARES_DEFINITION, 150)), fontsize=7, va="top", ha="left")
+    path = save_figure(fig, figures_dir(fig_dir) / "upop_component_shares.png")
+    if show: plt.show()
+    plt.close(fig)
+    return path
+
+# %% ../nbs/40_figures.ipynb #c017
+def upop_tradeoff(records: list[dict], fig_dir=None, show: bool = True) -> Path:
+    "Figure 4: main metric against FLOPs and against parameters of the extracted models, one line per method, a row per (family, task)."
+    fixed = _default_fixed()
+    rs = [r for r in records if r.get("kind") == "structured" and all(r["config"].get(k) == v for k, v in fixed.items())]
+    groups = list(dict.fromkeys((r["config"]["family"], r["config"]["task"]) for r in rs))
+    if not groups: raise ValueError("no structured records to draw")
+    fig, axes = plt.subplots(len(groups), 2, figsize=(11, 3.6 * len(groups)), squeeze=False)
+    for (fam, task), (a, b) in zip(groups, axes):
+        metric = MAIN_METRICS[task][0]
+        methods = list(dict.fromkeys(r["config"]["method"] for r in rs if (r["config"]["family"], r["config"]["task"]) == (fam, task)))
+        for i, m in enumerate(methods):
+            mr = _structured(rs, fam, task, m)
+            for ax, what, scale in ((a, "flops", 1e6), (b, "params", 1e6)):
+                x = [r[what]["extracted"] / scale for r in mr]
+                ax.plot(x, [r["metrics"].get(metric) for r in mr], marker="o", color=f"C{i}", label=f"{m} (retrained)")
+                ax.plot(x, [r["metrics_search_only"].get(metric) for r in mr], marker=".", ls=":", color=f"C{i}", alpha=0.6,
+                        label=f"{m} (search only)")
+                for r, xx in zip(mr, x): ax.annotate(f"{r['config']['ratio']:g}x", (xx, r["metrics"].get(metric)), fontsize=7,
+                                                     textcoords="offset points", xytext=(3, 3))
+        d = next(r for r in rs if (r["config"]["family"], r["config"]["task"]) == (fam, task))
+        for ax, what, unit in ((a, "flops", "FLOPs (M, batch 1)"), (b, "params", "parameters (M)")):
+            if d.get("dense_metrics") and metric in d["dense_metrics"]:
+                ax.plot([d[what]["dense"] / 1e6], [d["dense_metrics"][metric]], marker="*", ms=12, color="k", ls="", label="dense")
+            ax.set(xlabel=unit, ylabel=f"{metric} (test)", title=f"{fam} {task}{_tag(rs)}")
+        a.legend(fontsize=7)
+    fig.tight_layout()
+    path = save_figure(fig, figures_dir(fig_dir) / "upop_tradeoff.png")
     if show: plt.show()
     plt.close(fig)
     return path
