@@ -78,11 +78,12 @@ def results_dir(out_dir=None) -> Path:
 
 def record_path(cfg: dict, out_dir=None) -> Path: return results_dir(out_dir) / f"{run_key(cfg)}.json"
 
-def load_records(out_dir=None, **where) -> list[dict]:
-    "Every record in the store whose config matches all of `where` (e.g. family='blip', task='retrieval')."
+def load_records(out_dir=None, kind: str | None = None, **where) -> list[dict]:
+    "Records of the store whose config matches all of `where` (e.g. family='blip'); `kind`: 'unstructured', 'structured', ... (None: all)."
     out = []
     for p in sorted(results_dir(out_dir).glob("*.json")):
         r = read_json(p)
+        if kind is not None and r.get("kind", "unstructured") != kind: continue
         if all(r.get("config", {}).get(k) == v for k, v in where.items()): out.append(r)
     return out
 
@@ -111,7 +112,8 @@ def run(cfg: dict, out_dir=None, progress: bool = True, force: bool = False) -> 
     ft_s = time.time() - t0
     metrics = tasks.evaluate(tm, cfg["task"], limit=cfg["eval_limit"], progress=progress,
                              **({"k": cfg["itm_k"]} if "itm_k" in cfg else {}))
-    record = {"config": cfg, "key": run_key(cfg), **environment(),
+    record = {"kind": "unstructured", "config": cfg, "key": run_key(cfg), **environment(),
+              "checkpoint_sha256": read_json(families.checkpoint_dir(cfg["family"]) / "manifest.json")["sha256"]["model.safetensors"],
               "masks_file": mask_file and Path(mask_file).name, "masks_sha256": mask_file and sha256(mask_file),
               "prune_s": round(prune_s, 2), "finetune_s": round(ft_s, 1), "metrics": metrics, "prune_report": prune_report,
               "sparsity": {"overall": report["overall"]["sparsity"],
