@@ -208,8 +208,9 @@ class XVLMConfig(PretrainedConfig):
     "Config of the XVLM-like model: a CLIP vision config, a BLIP text config, layer counts of text and fusion."
     model_type = "vlprune_xvlm"
     def __init__(self, vision_config=None, text_config=None, num_fusion_layers=2, embed_dim=64, enc_token_id=6,
-                 mlm_probability=0.25, **kw):
+                 mlm_probability=0.25, tie_word_embeddings=True, **kw):
         super().__init__(**kw)
+        self.tie_word_embeddings = tie_word_embeddings   # MLM decoder = word embeddings; without it from_pretrained leaves the decoder random
         self.vision_config = CLIPVisionConfig(**(vision_config or {})) if isinstance(vision_config, (dict, type(None))) else vision_config
         self.text_config = BlipTextConfig(**(text_config or {})) if isinstance(text_config, (dict, type(None))) else text_config
         self.num_fusion_layers, self.embed_dim = num_fusion_layers, embed_dim
