@@ -9,7 +9,7 @@ Docs: https://vlprune.github.io/vlprune_nb/figures.html.md"""
 from __future__ import annotations
 from pathlib import Path
 
-import matplotlib
+import matplotlib, matplotlib.ticker
 import matplotlib.pyplot as plt
 import seaborn as sns
 
@@ -48,6 +48,7 @@ def run_figure(record: dict, layers: list[dict], fig_dir=None, show: bool = True
         sns.lineplot(x=[r["layer"] for r in layers], y=[100 * r["sparsity"] for r in layers],
                      hue=[r["modality"] for r in layers], marker="o", ax=a, errorbar=None)
     a.axhline(100 * c["sparsity"], ls="--", c="grey", lw=1, label="target")
+    a.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     a.set(xlabel="layer", ylabel="sparsity of prunable weights (%)", ylim=(-2, 102),
           title=f"{c['family']} · {c['method']} · {c['sparsity']:.0%} overall")
     a.legend(title="modality", fontsize=8)
