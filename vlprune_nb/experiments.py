@@ -20,8 +20,8 @@ from .data import calibration_batches
 from . import families, tasks
 
 # %% auto #0
-__all__ = ['BENCHMARK_METHODS', 'run_config', 'run_key', 'environment', 'results_dir', 'record_path', 'load_records', 'run',
-           'layer_sparsity', 'grid', 'sweep', 'grid_cli', 'table']
+__all__ = ['BENCHMARK_METHODS', 'run_config', 'config_hash', 'run_key', 'environment', 'results_dir', 'record_path',
+           'load_records', 'run', 'layer_sparsity', 'grid', 'sweep', 'grid_cli', 'table']
 
 # %% ../nbs/30_experiments.ipynb #c004
 def run_config(family: str = "blip", method: str = "multiflow", sparsity: float = 0.63, task: str = "retrieval",
@@ -49,10 +49,13 @@ def run_config(family: str = "blip", method: str = "multiflow", sparsity: float 
         if cfg[key] < (1 if key == "calib_batches" else 0): raise ValueError(f"{key}={cfg[key]!r} must be positive")
     return cfg
 
+def config_hash(cfg: dict) -> str:
+    "A short hash of a whole configuration (JSON with sorted keys): two records share it only for equal configs."
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:8]
+
 def run_key(cfg: dict) -> str:
     "A readable file name for `cfg`: family_method_sparsity_task plus a short hash of the whole configuration."
-    h = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:8]
-    return f"{cfg['family']}_{cfg['method']}_{cfg['sparsity']:g}_{cfg['task']}_{h}"
+    return f"{cfg['family']}_{cfg['method']}_{cfg['sparsity']:g}_{cfg['task']}_{config_hash(cfg)}"
 
 # %% ../nbs/30_experiments.ipynb #c007
 def _git(*args) -> str | None:

@@ -27,9 +27,10 @@ from .data import Processor, load_tokenizer, enc_token_id, world_root, generate_
 
 # %% auto #0
 __all__ = ['KINDS', 'FAMILIES', 'MODEL_CLASSES', 'Prunable', 'register', 'family_of', 'Family', 'tied_groups', 'itc_loss',
-           'hard_negatives', 'BlipEncodeMixin', 'BlipForPretraining', 'blip_config', 'XVLMConfig', 'XVLMForPretraining',
-           'xvlm_config', 'BlipFamily', 'XVLMFamily', 'ClipFamily', 'VitFamily', 'GenericFamily', 'generic', 'prunable',
-           'modalities', 'world_tokenizer', 'processor_for', 'build', 'check_shapes', 'save', 'checkpoint_dir', 'load']
+           'hard_negatives', 'itm_loss', 'BlipEncodeMixin', 'BlipForPretraining', 'blip_config', 'XVLMConfig',
+           'XVLMForPretraining', 'xvlm_config', 'BlipFamily', 'XVLMFamily', 'ClipFamily', 'VitFamily', 'GenericFamily',
+           'generic', 'prunable', 'modalities', 'world_tokenizer', 'processor_for', 'build', 'check_shapes', 'save',
+           'checkpoint_dir', 'load']
 
 # %% ../nbs/02_families.ipynb #c004
 KINDS = ("self_attn", "cross_attn", "mlp")
@@ -104,6 +105,16 @@ def hard_negatives(sim_i2t: torch.Tensor, generator: torch.Generator | None = No
         return (torch.multinomial(w_i2t.cpu(), 1, generator=generator).squeeze(1).to(sim_i2t.device),
                 torch.multinomial(w_t2i.cpu(), 1, generator=generator).squeeze(1).to(sim_i2t.device))
 
+def itm_loss(itm_logits, text, attention_mask, image_embeds, sim_i2t, generator=None) -> torch.Tensor:
+    """ITM cross-entropy over B positive pairs, each image with a hard negative text and each text with a hard
+    negative image; `itm_logits(text, attention_mask, image_embeds)` is the family's ITM head (text = ids or states)."""
+    neg_txt, neg_img = hard_negatives(sim_i2t, generator)
+    logits = itm_logits(torch.cat([text, text, text[neg_txt]]),
+                        torch.cat([attention_mask, attention_mask, attention_mask[neg_txt]]),
+                        torch.cat([image_embeds, image_embeds[neg_img], image_embeds]))
+    B = len(image_embeds)
+    return F.cross_entropy(logits, torch.cat([torch.ones(B), torch.zeros(2 * B)]).long().to(logits.device))
+
 # %% ../nbs/02_families.ipynb #c011
 _SHARED = r"(embeddings\.(word_embeddings|position_embeddings|LayerNorm)\.(weight|bias)|encoder\.layer\.\d+\.(crossattention|intermediate|output)\..*)"
 
@@ -134,12 +145,7 @@ class BlipEncodeMixin:
         "ITC and ITM (one hard negative text per image and image per text) losses, and the image tokens."
         img = self.image_embeds(pixel_values)
         l_itc, sim = itc_loss(self.image_feat(img), self.text_feat(input_ids, attention_mask), self.temp)
-        neg_txt, neg_img = hard_negatives(sim, generator)
-        logits = self.itm_logits(torch.cat([input_ids, input_ids, input_ids[neg_txt]]),
-                                 torch.cat([attention_mask, attention_mask, attention_mask[neg_txt]]),
-                                 torch.cat([img, img[neg_img], img]))
-        B = len(img)
-        l_itm = F.cross_entropy(logits, torch.cat([torch.ones(B), torch.zeros(2 * B)]).long().to(logits.device))
+        l_itm = itm_loss(self.itm_logits, input_ids, attention_mask, img, sim, generator)
         return {"itc": l_itc, "itm": l_itm}, img
 
 
@@ -298,12 +304,7 @@ class XVLMForPretraining(PreTrainedModel):
         img = self.image_embeds(pixel_values)
         txt = self.text_embeds(input_ids, attention_mask)
         l_itc, sim = itc_loss(self.image_feat(img), self.text_feat(txt), self.temp)
-        neg_txt, neg_img = hard_negatives(sim, generator)
-        logits = self.itm_logits(torch.cat([txt, txt, txt[neg_txt]]),
-                                 torch.cat([attention_mask, attention_mask, attention_mask[neg_txt]]),
-                                 torch.cat([img, img[neg_img], img]))
-        B = len(img)
-        l_itm = F.cross_entropy(logits, torch.cat([torch.ones(B), torch.zeros(2 * B)]).long().to(img.device))
+        l_itm = itm_loss(self.itm_logits, txt, attention_mask, img, sim, generator)
         return {"itc": l_itc, "itm": l_itm}, img
 
     def forward(self, pixel_values, input_ids, attention_mask, generator=None) -> dict:

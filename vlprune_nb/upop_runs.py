@@ -8,7 +8,7 @@ Docs: https://vlprune.github.io/vlprune_nb/upop_runs.html.md"""
 
 # %% ../nbs/25_upop_runs.ipynb #c002
 from __future__ import annotations
-import hashlib, json, statistics, time
+import json, statistics, time
 from pathlib import Path
 
 import torch
@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from .config import settings, read_json, write_json, sha256, seed_everything
 from . import families, tasks
-from .experiments import environment, results_dir, load_records
+from .experiments import environment, results_dir, load_records, config_hash
 from .figures import MAIN_METRICS, dense_reference
 from .structured import (
     METHODS, SCHEDULES, COST_MODES, OFFICIAL_ATTN_COST, search, extract, count_params, count_flops, example_inputs,
@@ -71,11 +71,9 @@ def structured_config(family: str, task: str, ratio: float, method: str = "upop"
         cfg["itm_k"] = _count("itm_k", S.get("tasks", "itm_k", int) if itm_k is None else itm_k, 0)
     return cfg
 
-def _hash(cfg: dict) -> str: return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:8]
-
 def structured_key(cfg: dict) -> str:
     "upop_<family>_<task>_<ratio>x_<method>_<hash of the whole configuration>."
-    return f"upop_{cfg['family']}_{cfg['task']}_{cfg['ratio']:g}x_{cfg['method']}_{_hash(cfg)}"
+    return f"upop_{cfg['family']}_{cfg['task']}_{cfg['ratio']:g}x_{cfg['method']}_{config_hash(cfg)}"
 
 # %% ../nbs/25_upop_runs.ipynb #c008
 def dense_config(cfg: dict) -> dict:
@@ -83,7 +81,7 @@ def dense_config(cfg: dict) -> dict:
     return {k: cfg[k] for k in ("family", "task", "dense_steps", "eval_limit", "seed", "batch_size", "start", "itm_k")
             if k in cfg}
 
-def dense_key(dcfg: dict) -> str: return f"upop_dense_{dcfg['family']}_{dcfg['task']}_{_hash(dcfg)}"
+def dense_key(dcfg: dict) -> str: return f"upop_dense_{dcfg['family']}_{dcfg['task']}_{config_hash(dcfg)}"
 
 def _eval_options(cfg): return {"k": cfg["itm_k"]} if "itm_k" in cfg else {}
 
@@ -188,7 +186,7 @@ def structured_run(cfg: dict, out_dir=None, force: bool = False, progress: bool 
     return record
 def structured_records(out_dir=None, kind: str = "structured", **where) -> list[dict]:
     "The store's records of `kind` ('structured' or 'structured_dense') whose config matches `where`."
-    return [r for r in load_records(out_dir, **where) if r.get("kind") == kind]
+    return load_records(out_dir, kind=kind, **where)
 
 # %% ../nbs/25_upop_runs.ipynb #c016
 def structured_sweep(cfgs: list[dict], out_dir=None, progress: bool = True, force: bool = False) -> list[dict]:
