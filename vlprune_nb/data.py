@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
@@ -24,7 +25,7 @@ __all__ = ['SHAPES', 'COLOURS', 'SIZES', 'ROWS', 'COLS', 'NUMBER_WORDS', 'CLASSE
            'sample_scene', 'render', 'caption_pool', 'describe', 'ask', 'vqa_score', 'nlvr_statement',
            'build_tokenizer', 'load_tokenizer', 'enc_token_id', 'world_root', 'generate_world', 'read_pretrain',
            'read_karpathy', 'read_vqa', 'read_nlvr', 'read_image_folder', 'load_image', 'load_images', 'Processor',
-           'world_items', 'calibration_batches']
+           'augment', 'world_items', 'calibration_batches']
 
 # %% ../nbs/01_data.ipynb #c004
 SHAPES = ["square", "circle", "triangle", "cross", "diamond", "ring"]
@@ -450,6 +451,16 @@ class Processor:
         return out
 
 # %% ../nbs/01_data.ipynb #c031
+def augment(pixel_values: torch.Tensor, generator: torch.Generator, shift: int = 3) -> torch.Tensor:
+    "Random horizontal flip and a random shift of up to `shift` pixels (edges replicated) of (B, C, H, W) images."
+    B, _, H, W = pixel_values.shape
+    flip = torch.rand(B, generator=generator) < 0.5
+    x = torch.where(flip[:, None, None, None], pixel_values.flip(-1), pixel_values)
+    padded = F.pad(x, (shift, shift, shift, shift), mode="replicate")               # (B, C, H + 2 shift, W + 2 shift)
+    dy, dx = torch.randint(0, 2 * shift + 1, (2, B), generator=generator).tolist()
+    return torch.stack([padded[b, :, dy[b]:dy[b] + H, dx[b]:dx[b] + W] for b in range(B)])
+
+# %% ../nbs/01_data.ipynb #c034
 def world_items(kind: str, split: str = "train") -> list[dict]:
     "Records of the generated world (generating it first if needed): kind ∈ pretrain, captions, vqa, nlvr, classification."
     root = generate_world()

@@ -20,10 +20,14 @@ from .data import calibration_batches
 from . import families, tasks
 
 # %% auto #0
-__all__ = ['BENCHMARK_METHODS', 'run_config', 'config_hash', 'run_key', 'environment', 'results_dir', 'record_path',
-           'load_records', 'run', 'layer_sparsity', 'grid', 'sweep', 'grid_cli', 'table']
+__all__ = ['BENCHMARK_METHODS', 'checkpoint_id', 'run_config', 'config_hash', 'run_key', 'environment', 'results_dir',
+           'record_path', 'load_records', 'run', 'layer_sparsity', 'grid', 'sweep', 'grid_cli', 'table']
 
 # %% ../nbs/30_experiments.ipynb #c004
+def checkpoint_id(family: str) -> str:
+    "The identity of `family`'s shipped checkpoint: the first 12 hex digits of its model.safetensors' sha256 (manifest)."
+    return read_json(families.checkpoint_dir(family) / "manifest.json")["sha256"]["model.safetensors"][:12]
+
 def run_config(family: str = "blip", method: str = "multiflow", sparsity: float = 0.63, task: str = "retrieval",
                calib_batches: int | None = None, seed: int | None = None, finetune_steps: int | None = None,
                eval_limit: int | None = None, itm_k: int | None = None, **options) -> dict:
@@ -43,7 +47,7 @@ def run_config(family: str = "blip", method: str = "multiflow", sparsity: float 
                calib_batch_size=S.get("reproduce", "calib_batch_size", int),
                seed=S.get("reproduce", "seed", int) if seed is None else seed,
                finetune_steps=S.get("tasks", f"{task}_steps", int) if finetune_steps is None else finetune_steps,
-               eval_limit=eval_limit, options=options)
+               eval_limit=eval_limit, options=options, checkpoint=checkpoint_id(family))
     if task == "retrieval" and family in ("blip", "xvlm"): cfg["itm_k"] = S.get("tasks", "itm_k", int) if itm_k is None else itm_k
     for key in ("calib_batches", "finetune_steps"):
         if cfg[key] < (1 if key == "calib_batches" else 0): raise ValueError(f"{key}={cfg[key]!r} must be positive")
@@ -81,16 +85,23 @@ def results_dir(out_dir=None) -> Path:
 
 def record_path(cfg: dict, out_dir=None) -> Path: return results_dir(out_dir) / f"{run_key(cfg)}.json"
 
-def load_records(out_dir=None, kind: str | None = None, **where) -> list[dict]:
-    "Records of the store whose config matches all of `where` (e.g. family='blip'); `kind`: 'unstructured', 'structured', ... (None: all)."
-    out = []
+def load_records(out_dir=None, kind: str | None = None, current: bool = True, **where) -> list[dict]:
+    """Records of the store whose config matches all of `where` (e.g. family='blip'); `kind`: 'unstructured',
+    'structured', ... (None: all); `current`: only records made from the shipped checkpoints now in place."""
+    out, ids = [], {}
     for p in sorted(results_dir(out_dir).glob("*.json")):
         r = read_json(p)
+        cfg = r.get("config", {})
         if kind is not None and r.get("kind", "unstructured") != kind: continue
-        if all(r.get("config", {}).get(k) == v for k, v in where.items()): out.append(r)
+        if not all(cfg.get(k) == v for k, v in where.items()): continue
+        if current:
+            fam = cfg.get("family")
+            if fam not in ids: ids[fam] = checkpoint_id(fam) if fam in families.FAMILIES else None
+            if cfg.get("checkpoint") != ids[fam]: continue
+        out.append(r)
     return out
 
-# %% ../nbs/30_experiments.ipynb #c012
+# %% ../nbs/30_experiments.ipynb #c013
 def run(cfg: dict, out_dir=None, progress: bool = True, force: bool = False) -> dict:
     "Run one configuration (see `run_config`) unless its record exists; return the record."
     from vlprune_nb.pruning import prune, METHODS
@@ -126,7 +137,7 @@ def run(cfg: dict, out_dir=None, progress: bool = True, force: bool = False) -> 
     write_json(path, record)
     return record
 
-# %% ../nbs/30_experiments.ipynb #c014
+# %% ../nbs/30_experiments.ipynb #c015
 def layer_sparsity(record: dict, out_dir=None) -> list[dict]:
     "Rows {modality, layer, sparsity} of the run's saved masks (empty for a dense run)."
     from vlprune_nb.masks import load_masks, sparsity_report
@@ -138,7 +149,7 @@ def layer_sparsity(record: dict, out_dir=None) -> list[dict]:
         d = by_layer.setdefault((r["modality"], r["layer"]), [0, 0]); d[0] += r["pruned"]; d[1] += r["numel"]
     return [{"modality": m, "layer": l, "sparsity": p / n} for (m, l), (p, n) in by_layer.items()]
 
-# %% ../nbs/30_experiments.ipynb #c016
+# %% ../nbs/30_experiments.ipynb #c017
 BENCHMARK_METHODS = ("random", "omp", "lamp", "l2norm", "snip", "itersnip", "chita", "chita++", "tamt", "multiflow")
 
 def grid(families_=("blip", "xvlm"), methods=BENCHMARK_METHODS, sparsities=None, tasks_=("retrieval", "captioning", "vqa"),
@@ -158,7 +169,7 @@ def sweep(cfgs: list[dict], out_dir=None, progress: bool = True) -> list[dict]:
     bar.close()
     return [read_json(record_path(c, out_dir)) for c in cfgs]
 
-# %% ../nbs/30_experiments.ipynb #c018
+# %% ../nbs/30_experiments.ipynb #c019
 def grid_cli(argv=None):
     "Command line of `sweep(grid(...))`."
     p = argparse.ArgumentParser(prog="vlprune-grid", description="Run (or resume) the MULTIFLOW benchmark grid.")
@@ -176,7 +187,7 @@ def grid_cli(argv=None):
     for r in sweep(cfgs, a.out_dir):
         print(json.dumps({"key": r["key"], **{k: v for k, v in r["metrics"].items() if k not in ("n", "eval_s")}}))
 
-# %% ../nbs/30_experiments.ipynb #c020
+# %% ../nbs/30_experiments.ipynb #c021
 def table(records: list[dict], metric: str) -> str:
     "A markdown table of `metric`: rows = methods, columns = sparsities (dense in its own column)."
     sp = sorted({r["config"]["sparsity"] for r in records if r["config"]["method"] != "dense"})

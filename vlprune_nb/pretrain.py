@@ -15,7 +15,7 @@ from safetensors.torch import save_file, load_file, save_model, load_model
 from tqdm.auto import tqdm
 
 from .config import settings, seed_everything, write_json, read_json, sha256, atomic_write
-from .data import world_items, load_images, world_root
+from .data import world_items, load_images, world_root, augment
 from .families import build, family_of, save, checkpoint_dir, FAMILIES
 
 # %% auto #0
@@ -23,7 +23,7 @@ __all__ = ['train_batches', 'save_state', 'load_state', 'lr_at', 'pretrain', 'de
 
 # %% ../nbs/03_pretrain.ipynb #c004
 def train_batches(model, kind: str, batch_size: int, seed: int, start_step: int = 0, split: str = "train"):
-    "Endless iterator of batches for `model`; `kind` is 'pretrain' (captions) or 'classification'."
+    "Endless iterator of batches for `model`; `kind` is 'pretrain' (captions) or 'classification' (augmented)."
     proc, items = model.processor, world_items(kind, split) if kind != "pretrain" else world_items("pretrain")
     per_epoch = len(items) // batch_size
     step = start_step
@@ -33,7 +33,8 @@ def train_batches(model, kind: str, batch_size: int, seed: int, start_step: int 
         chunk = [items[j] for j in order[i * batch_size:(i + 1) * batch_size].tolist()]
         images = load_images([x["image"] for x in chunk], proc.image_size)
         if kind == "classification":
-            yield {"pixel_values": proc.pixels(images), "labels": torch.tensor([x["label"] for x in chunk])}
+            px = augment(proc.pixels(images), torch.Generator().manual_seed(seed * 1_000_003 + step))
+            yield {"pixel_values": px, "labels": torch.tensor([x["label"] for x in chunk])}
         else: yield proc(images, [x["caption"] for x in chunk])
         step += 1
 

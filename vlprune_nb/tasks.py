@@ -20,7 +20,7 @@ from transformers.models.blip.modeling_blip import BlipPreTrainedModel, BlipVisi
 from transformers.models.blip.modeling_blip_text import BlipTextModel
 
 from .config import settings, seed_everything
-from .data import world_items, load_images, vqa_score, generate_world, read_json
+from .data import world_items, load_images, vqa_score, generate_world, read_json, augment
 from .families import (family_of, BlipEncodeMixin, XVLMForPretraining, XVLMConfig, itc_loss, hard_negatives,
                                  FAMILIES)
 from .masks import MaskHolder, transfer
@@ -149,8 +149,9 @@ def _answer_index(tm) -> dict:
 def task_loss(tm, task: str, items: list[dict], generator=None) -> torch.Tensor:
     "The fine-tuning loss of task model `tm` on a list of records."
     fam, proc = family_of(tm).name, tm.processor
-    if task == "classification":
-        return tm(pixel_values=_images(tm, [x["image"] for x in items]), labels=torch.tensor([x["label"] for x in items])).loss
+    if task == "classification":                                  # augmented as in pretraining (data.augment)
+        px = augment(_images(tm, [x["image"] for x in items]), generator or torch.Generator().manual_seed(0))
+        return tm(pixel_values=px, labels=torch.tensor([x["label"] for x in items])).loss
     if task in ("retrieval", "captioning"):
         px, txt = _images(tm, [x["image"] for x in items]), proc.text([x["caption"] for x in items])
         if fam == "clip": return tm(pixel_values=px, **txt, return_loss=True).loss

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from .config import settings, read_json, write_json, sha256, seed_everything
 from . import families, tasks
-from .experiments import environment, results_dir, load_records, config_hash
+from .experiments import environment, results_dir, load_records, config_hash, checkpoint_id
 from .figures import MAIN_METRICS, dense_reference
 from .structured import (
     METHODS, SCHEDULES, COST_MODES, OFFICIAL_ATTN_COST, search, extract, count_params, count_flops, example_inputs,
@@ -64,7 +64,7 @@ def structured_config(family: str, task: str, ratio: float, method: str = "upop"
                retrain_steps=_count("retrain_steps", S.get("tasks", f"{task}_steps", int) if retrain_steps is None else retrain_steps, 0),
                eval_limit=_count("eval_limit", eval_limit, 1, allow_none=True), seed=_count("seed", seed, 0),
                start=start, batch_size=_count("batch_size", batch_size or S.get("tasks", "batch_size", int), 1),
-               latency_repeats=_count("latency_repeats", latency_repeats, 1))
+               latency_repeats=_count("latency_repeats", latency_repeats, 1), checkpoint=checkpoint_id(family))
     cfg["dense_steps"] = (_count("dense_steps", S.get("tasks", f"{task}_steps", int) if dense_steps is None else dense_steps, 0)
                           if start == "finetuned" else 0)
     if task == "retrieval" and family in ("blip", "xvlm"):
@@ -78,8 +78,8 @@ def structured_key(cfg: dict) -> str:
 # %% ../nbs/25_upop_runs.ipynb #c008
 def dense_config(cfg: dict) -> dict:
     "The configuration of the dense reference of structured run `cfg`: its (family, task), fine-tuning and evaluation."
-    return {k: cfg[k] for k in ("family", "task", "dense_steps", "eval_limit", "seed", "batch_size", "start", "itm_k")
-            if k in cfg}
+    return {k: cfg[k] for k in ("family", "task", "dense_steps", "eval_limit", "seed", "batch_size", "start", "itm_k",
+                                "checkpoint") if k in cfg}
 
 def dense_key(dcfg: dict) -> str: return f"upop_dense_{dcfg['family']}_{dcfg['task']}_{config_hash(dcfg)}"
 
