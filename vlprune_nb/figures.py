@@ -33,12 +33,13 @@ def save_figure(fig, path) -> Path:
     return atomic_write(path, lambda t: fig.savefig(t, dpi=120, bbox_inches="tight", format="png"))
 
 def dense_reference(family: str, task: str, finetune_steps: int | None = None) -> dict | None:
-    "The dense model's metrics on `task` recorded in its checkpoint manifest (same default fine-tuning budget)."
-    if finetune_steps not in (None, settings().get("tasks", f"{task}_steps", int)): return None
+    "The dense model's metrics on `task` recorded in its checkpoint manifest, if measured with `finetune_steps` (None: the default budget)."
+    steps = settings().get("tasks", f"{task}_steps", int) if finetune_steps is None else finetune_steps
     man = families.checkpoint_dir(family) / "manifest.json"
-    return read_json(man).get("dense_metrics", {}).get(task) if man.is_file() else None
+    metrics = read_json(man).get("dense_metrics", {}).get(task) if man.is_file() else None
+    return metrics if metrics and metrics.get("finetune_steps") == steps else None
 
-# %% ../nbs/40_figures.ipynb #c005
+# %% ../nbs/40_figures.ipynb #c006
 def run_figure(record: dict, layers: list[dict], fig_dir=None, show: bool = True) -> Path:
     "Save figures/run_<family>_<method>_<sparsity>_<task>.png for `record`; `layers` are rows (modality, layer, sparsity)."
     c = record["config"]
@@ -64,7 +65,7 @@ def run_figure(record: dict, layers: list[dict], fig_dir=None, show: bool = True
     plt.close(fig)
     return path
 
-# %% ../nbs/40_figures.ipynb #c008
+# %% ../nbs/40_figures.ipynb #c009
 import random, textwrap
 import numpy as np
 
@@ -124,7 +125,7 @@ def _structured(records, family=None, task=None, method="upop") -> list[dict]:
 
 def _tag(rs) -> str: return " — SYNTHETIC records" if any(r.get("synthetic") for r in rs) else ""
 
-# %% ../nbs/40_figures.ipynb #c011
+# %% ../nbs/40_figures.ipynb #c012
 def upop_heatmap(records: list[dict], family: str | None = None, task: str | None = None, method: str = "upop",
                  fig_dir=None, show: bool = True) -> Path:
     "Figure 3: retained proportion (%) of each component (rows) in each layer (columns), one panel per ratio."
@@ -132,7 +133,7 @@ def upop_heatmap(records: list[dict], family: str | None = None, task: str | Non
     comps = list(dict.fromkeys(row["component"] for row in rs[0]["retained"]))
     n_layers = 1 + max(row["layer"] for r in rs for row in r["retained"])
     panels = [("original", None)] + [(f"{r['config']['ratio']:g}x", r) for r in rs]
-    fig, axes = plt.subplots(1, len(panels), figsize=(1.0 + 0.55 * n_layers * len(panels), 0.5 + 0.45 * len(comps)),
+    fig, axes = plt.subplots(1, len(panels), figsize=(1.0 + 0.55 * n_layers * len(panels), 1.6 + 0.4 * len(comps)),
                              sharey=True, squeeze=False)
     for ax, (title, r) in zip(axes[0], panels):
         grid = np.full((len(comps), n_layers), np.nan)
@@ -150,7 +151,7 @@ def upop_heatmap(records: list[dict], family: str | None = None, task: str | Non
     plt.close(fig)
     return path
 
-# %% ../nbs/40_figures.ipynb #c014
+# %% ../nbs/40_figures.ipynb #c015
 SHARES_DEFINITION = ("Kept parameters of a component (or layer) = Σ over its ζ vectors of kept entries × parameters one "
                      "entry controls (rows of the input projections with their biases, columns of the output projection). "
                      "share = kept parameters of the component (layer index: summed over components) / kept parameters of "
@@ -188,7 +189,7 @@ def upop_component_shares(records: list[dict], family: str | None = None, task: 
     plt.close(fig)
     return path
 
-# %% ../nbs/40_figures.ipynb #c017
+# %% ../nbs/40_figures.ipynb #c018
 def upop_tradeoff(records: list[dict], fig_dir=None, show: bool = True) -> Path:
     "Figure 4: main metric against FLOPs and against parameters of the extracted models, one line per method, a row per (family, task)."
     fixed = _default_fixed()

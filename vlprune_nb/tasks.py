@@ -192,8 +192,8 @@ def finetune(model, task: str, masks: dict | None = None, steps: int | None = No
     steps = S.get("tasks", f"{task}_steps", int) if steps is None else steps
     lr = lr or S.get("tasks", "lr", float)
     batch_size = batch_size or S.get("tasks", "batch_size", int)
+    seed_everything(seed)                                     # before the task model: its new heads are drawn here
     tm = task_model(model, task)
-    seed_everything(seed)
     tmasks = transfer(masks, model, tm) if masks else {}
     if masks and not tmasks: raise ValueError(f"none of the {len(masks)} masks names a parameter of the {task} model")
     holder = MaskHolder(tm, tmasks) if tmasks else None
