@@ -17,42 +17,23 @@ declared input and of the ITM pass (the processor pads to at most 32).
     python benchmarks/structured_speed.py [--ratios 2 4] [--steps 20] [--repeats 30] [--threads 1]
                                           [--text-len 16] [--itm-batch 256] [--eval-images 100]
 """
-import argparse, json, statistics, time, warnings
+import argparse, json, warnings
 
 import torch
 
 
 def timed_pair(models: dict, task: str, batch_size: int, repeats: int, warmup: int = 3, text_len: int = 16) -> dict:
-    "Median latency (s) of each model, with the models' runs interleaved."
-    from vlprune_nb.structured import example_inputs, inference_forward
+    "Median latency (s) of each model's inference forward on the declared input, with the models' runs interleaved."
+    from vlprune_nb.structured import example_inputs, inference_forward, median_times
     xs = {k: example_inputs(m, task, batch_size, text_len=text_len) for k, m in models.items()}
-    return timed_calls({k: (lambda m=m, x=xs[k]: inference_forward(m, task, x)) for k, m in models.items()}, repeats, warmup)
-
-
-def timed_calls(calls: dict, repeats: int, warmup: int = 1) -> dict:
-    "Median wall time (s) of each zero-argument call, the calls interleaved."
-    times = {k: [] for k in calls}
-    with torch.no_grad():
-        for i in range(warmup + repeats):
-            for k, f in calls.items():
-                t0 = time.perf_counter(); f(); dt = time.perf_counter() - t0
-                if i >= warmup: times[k].append(dt)
-    return {k: statistics.median(v) for k, v in times.items()}
-
-
-def flops_of(f) -> int:
-    "FLOPs (FlopCounterMode, 2 per multiply-accumulate) of the zero-argument call `f`."
-    from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
-    sdpa = lambda q, k, v, *a, out_shape=None, **k_: sdpa_flop_count(q, k, v)
-    with torch.no_grad(), FlopCounterMode(display=False, custom_mapping={torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: sdpa}) as fc:
-        f()
-    return int(fc.get_total_flops())
+    return median_times({k: (lambda m=m, x=xs[k]: inference_forward(m, task, x)) for k, m in models.items()}, repeats, warmup)
 
 
 def compare(calls: dict, repeats: int, warmup: int = 1) -> dict:
     "FLOPs and interleaved latency of {'dense': f, 'small': f}, with the ratios and speed-up over FLOP reduction."
+    from vlprune_nb.structured import flops_of, median_times
     fl = {k: flops_of(f) for k, f in calls.items()}
-    lat = timed_calls(calls, repeats, warmup)
+    lat = median_times(calls, repeats, warmup)
     return {"flops": fl, "latency_ms": {k: round(1000 * v, 3) for k, v in lat.items()},
             "flops_ratio": round(fl["small"] / fl["dense"], 4), "latency_ratio": round(lat["small"] / lat["dense"], 4),
             "speedup_over_flop_reduction": round((lat["dense"] / lat["small"]) / (fl["dense"] / fl["small"]), 3)}

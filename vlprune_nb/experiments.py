@@ -20,13 +20,17 @@ from .data import calibration_batches
 from . import families, tasks
 
 # %% auto #0
-__all__ = ['BENCHMARK_METHODS', 'checkpoint_id', 'run_config', 'config_hash', 'run_key', 'environment', 'results_dir',
-           'record_path', 'load_records', 'run', 'layer_sparsity', 'grid', 'sweep', 'grid_cli', 'table']
+__all__ = ['BENCHMARK_METHODS', 'checkpoint_sha256', 'checkpoint_id', 'run_config', 'config_hash', 'run_key', 'environment',
+           'results_dir', 'record_path', 'load_records', 'run', 'layer_sparsity', 'grid', 'sweep', 'grid_cli', 'table']
 
 # %% ../nbs/30_experiments.ipynb #c004
+def checkpoint_sha256(family: str) -> str:
+    "The sha256 of `family`'s shipped model.safetensors, as its manifest records it."
+    return read_json(families.checkpoint_dir(family) / "manifest.json")["sha256"]["model.safetensors"]
+
 def checkpoint_id(family: str) -> str:
-    "The identity of `family`'s shipped checkpoint: the first 12 hex digits of its model.safetensors' sha256 (manifest)."
-    return read_json(families.checkpoint_dir(family) / "manifest.json")["sha256"]["model.safetensors"][:12]
+    "The identity of `family`'s shipped checkpoint in configurations: the first 12 hex digits of its sha256."
+    return checkpoint_sha256(family)[:12]
 
 def run_config(family: str = "blip", method: str = "multiflow", sparsity: float = 0.63, task: str = "retrieval",
                calib_batches: int | None = None, seed: int | None = None, finetune_steps: int | None = None,
@@ -127,7 +131,7 @@ def run(cfg: dict, out_dir=None, progress: bool = True, force: bool = False) -> 
     metrics = tasks.evaluate(tm, cfg["task"], limit=cfg["eval_limit"], progress=progress,
                              **({"k": cfg["itm_k"]} if "itm_k" in cfg else {}))
     record = {"kind": "unstructured", "config": cfg, "key": run_key(cfg), **environment(),
-              "checkpoint_sha256": read_json(families.checkpoint_dir(cfg["family"]) / "manifest.json")["sha256"]["model.safetensors"],
+              "checkpoint_sha256": checkpoint_sha256(cfg["family"]),
               "masks_file": mask_file and Path(mask_file).name, "masks_sha256": mask_file and sha256(mask_file),
               "prune_s": round(prune_s, 2), "finetune_s": round(ft_s, 1), "metrics": metrics, "prune_report": prune_report,
               "sparsity": {"overall": report["overall"]["sparsity"],

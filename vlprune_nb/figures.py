@@ -17,7 +17,7 @@ from .config import settings, atomic_write, read_json
 from . import families
 
 # %% auto #0
-__all__ = ['MAIN_METRICS', 'SHARES_DEFINITION', 'figures_dir', 'save_figure', 'dense_reference', 'run_figure',
+__all__ = ['MAIN_METRICS', 'SHARES_DEFINITION', 'figures_dir', 'save_figure', 'finish_figure', 'dense_reference', 'run_figure',
            'synthetic_upop_records', 'upop_heatmap', 'component_shares', 'upop_component_shares', 'upop_tradeoff']
 
 # %% ../nbs/40_figures.ipynb #c003
@@ -31,6 +31,13 @@ def figures_dir(fig_dir=None) -> Path:
 def save_figure(fig, path) -> Path:
     "Write `fig` as PNG atomically."
     return atomic_write(path, lambda t: fig.savefig(t, dpi=120, bbox_inches="tight", format="png"))
+
+def finish_figure(fig, name: str, fig_dir=None, show: bool = True) -> Path:
+    "Save `fig` as `name` in the figures folder, show it (in a notebook) if asked, close it; returns the path."
+    path = save_figure(fig, figures_dir(fig_dir) / name)
+    if show: plt.show()
+    plt.close(fig)
+    return path
 
 def dense_reference(family: str, task: str, finetune_steps: int | None = None) -> dict | None:
     "The dense model's metrics on `task` recorded in its checkpoint manifest, if measured with `finetune_steps` (None: the default budget)."
@@ -60,10 +67,7 @@ def run_figure(record: dict, layers: list[dict], fig_dir=None, show: bool = True
     for cont in b.containers: b.bar_label(cont, fmt="%.1f", fontsize=8)
     b.set(title=f"{c['task']} (test)", ylabel="metric")
     fig.tight_layout()
-    path = save_figure(fig, figures_dir(fig_dir) / f"run_{c['family']}_{c['method']}_{c['sparsity']:g}_{c['task']}.png")
-    if show: plt.show()
-    plt.close(fig)
-    return path
+    return finish_figure(fig, f"run_{c['family']}_{c['method']}_{c['sparsity']:g}_{c['task']}.png", fig_dir, show)
 
 # %% ../nbs/40_figures.ipynb #c009
 import random, textwrap
@@ -146,10 +150,7 @@ def upop_heatmap(records: list[dict], family: str | None = None, task: str | Non
     fig.suptitle(f"Retained proportion (%) of each ζ vector after the {method} search · {c['family']} {c['task']}{_tag(rs)}",
                  fontsize=10)
     fig.tight_layout()
-    path = save_figure(fig, figures_dir(fig_dir) / "upop_retained_heatmap.png")
-    if show: plt.show()
-    plt.close(fig)
-    return path
+    return finish_figure(fig, "upop_retained_heatmap.png", fig_dir, show)
 
 # %% ../nbs/40_figures.ipynb #c015
 SHARES_DEFINITION = ("Kept parameters of a component (or layer) = Σ over its ζ vectors of kept entries × parameters one "
@@ -184,10 +185,7 @@ def upop_component_shares(records: list[dict], family: str | None = None, task: 
     fig.suptitle(f"Where the kept parameters are · {c['family']} {c['task']} · {method}{_tag(rs)}", fontsize=10)
     fig.tight_layout()
     fig.text(0.01, -0.02, "\n".join(textwrap.wrap(SHARES_DEFINITION, 150)), fontsize=7, va="top", ha="left")
-    path = save_figure(fig, figures_dir(fig_dir) / "upop_component_shares.png")
-    if show: plt.show()
-    plt.close(fig)
-    return path
+    return finish_figure(fig, "upop_component_shares.png", fig_dir, show)
 
 # %% ../nbs/40_figures.ipynb #c018
 def upop_tradeoff(records: list[dict], fig_dir=None, show: bool = True) -> Path:
@@ -216,7 +214,4 @@ def upop_tradeoff(records: list[dict], fig_dir=None, show: bool = True) -> Path:
             ax.set(xlabel=unit, ylabel=f"{metric} (test)", title=f"{fam} {task}{_tag(rs)}")
         a.legend(fontsize=7)
     fig.tight_layout()
-    path = save_figure(fig, figures_dir(fig_dir) / "upop_tradeoff.png")
-    if show: plt.show()
-    plt.close(fig)
-    return path
+    return finish_figure(fig, "upop_tradeoff.png", fig_dir, show)

@@ -30,8 +30,8 @@ __all__ = ['KINDS', 'SCHEDULES', 'COST_MODES', 'OFFICIAL_ATTN_COST', 'METHODS', 
            'attach_zeta', 'ratio_to_p', 'ratio_schedule', 'unit_costs', 'zscore', 'group_zscores', 'select_pruned',
            'pruned_mass', 'max_prunable', 'upop_masks', 'make_structure', 'retained_proportions', 'SlicedBlipAttention',
            'check_structure', 'extract', 'random_structure', 'masked', 'save_extracted', 'load_extracted',
-           'count_params', 'example_inputs', 'inference_forward', 'count_flops', 'latency', 'measure', 'search',
-           'accounting', 'retrain', 'compress']
+           'count_params', 'example_inputs', 'inference_forward', 'flops_of', 'median_times', 'count_flops', 'latency',
+           'measure', 'search', 'accounting', 'retrain', 'compress']
 
 # %% ../nbs/20_structured.ipynb #c005
 KINDS = ("self_attn", "cross_attn", "mlp")
@@ -471,28 +471,39 @@ def inference_forward(model: nn.Module, task: str, x: dict):
         if task == "vqa": return model.task_head(model.fuse(txt, am, img)[:, 0])
     raise NotImplementedError(f"no declared inference path for family {fam!r}, task {task!r}")
 
-def count_flops(model: nn.Module, task: str, batch_size: int = 1, **kw) -> int:
-    "FLOPs (FlopCounterMode, 2 per multiply-accumulate) of one inference forward on `example_inputs`."
+def flops_of(call) -> int:
+    "FLOPs (FlopCounterMode, 2 per multiply-accumulate) of the zero-argument `call`, without gradients."
     from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
     sdpa = lambda q, k, v, *a, out_shape=None, **k_: sdpa_flop_count(q, k, v)
     mapping = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: sdpa}
+    with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=mapping) as fc: call()
+    return int(fc.get_total_flops())
+
+def median_times(calls: dict, repeats: int, warmup: int = 3) -> dict:
+    "Median wall time (s) of each zero-argument call over `repeats` runs after `warmup` untimed ones, the calls interleaved so that a load on the machine hits them alike."
+    times = {k: [] for k in calls}
+    with torch.no_grad():
+        for i in range(warmup + repeats):
+            for k, f in calls.items():
+                t0 = time.perf_counter(); f(); dt = time.perf_counter() - t0
+                if i >= warmup: times[k].append(dt)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+def count_flops(model: nn.Module, task: str, batch_size: int = 1, **kw) -> int:
+    "FLOPs of one inference forward on `example_inputs`."
     x = example_inputs(model, task, batch_size, **kw)
     was = model.training; model.eval()
-    with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=mapping) as fc: inference_forward(model, task, x)
+    n = flops_of(lambda: inference_forward(model, task, x))
     model.train(was)
-    return int(fc.get_total_flops())
+    return n
 
 def latency(model: nn.Module, task: str, batch_size: int = 1, repeats: int = 20, warmup: int = 3, **kw) -> float:
     "Median wall time (s) of `repeats` inference forwards on `example_inputs` (after `warmup` untimed ones)."
     x = example_inputs(model, task, batch_size, **kw)
     was = model.training; model.eval()
-    times = []
-    with torch.no_grad():
-        for i in range(warmup + repeats):
-            t0 = time.perf_counter(); inference_forward(model, task, x); dt = time.perf_counter() - t0
-            if i >= warmup: times.append(dt)
+    t = median_times({"model": lambda: inference_forward(model, task, x)}, repeats, warmup)["model"]
     model.train(was)
-    return statistics.median(times)
+    return t
 
 def measure(model: nn.Module, task: str, batch_sizes=(1, 32), repeats: int = 20, timed: bool = True) -> dict:
     "Params, FLOPs at batch 1, and median latency (s) at each batch size."

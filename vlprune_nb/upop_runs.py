@@ -8,7 +8,7 @@ Docs: https://vlprune.github.io/vlprune_nb/upop_runs.html.md"""
 
 # %% ../nbs/25_upop_runs.ipynb #c002
 from __future__ import annotations
-import json, statistics, time
+import json, time
 from pathlib import Path
 
 import torch
@@ -21,7 +21,7 @@ from .experiments import environment, results_dir, load_records, config_hash, ch
 from .figures import MAIN_METRICS, dense_reference
 from .structured import (
     METHODS, SCHEDULES, COST_MODES, OFFICIAL_ATTN_COST, search, extract, count_params, count_flops, example_inputs,
-    inference_forward, retrain, retained_proportions)
+    inference_forward, median_times, retrain, retained_proportions)
 
 # %% auto #0
 __all__ = ['STRUCTURED_FAMILIES', 'STARTS', 'EXPERIMENTS', 'VARIANTS', 'structured_config', 'structured_key', 'dense_config',
@@ -132,13 +132,7 @@ def dense_run(cfg: dict, out_dir=None, force: bool = False) -> tuple[dict, torch
 def paired_latency(models: dict, task: str, batch_size: int, repeats: int, warmup: int = 2) -> dict:
     "Median latency (s) of each model's inference forward on the declared input, the models' runs interleaved."
     xs = {k: example_inputs(m, task, batch_size) for k, m in models.items()}
-    times = {k: [] for k in models}
-    with torch.no_grad():
-        for i in range(warmup + repeats):
-            for k, m in models.items():
-                t0 = time.perf_counter(); inference_forward(m, task, xs[k]); dt = time.perf_counter() - t0
-                if i >= warmup: times[k].append(dt)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return median_times({k: (lambda m=m, x=xs[k]: inference_forward(m, task, x)) for k, m in models.items()}, repeats, warmup)
 
 # %% ../nbs/25_upop_runs.ipynb #c012
 def structured_path(cfg: dict, out_dir=None) -> Path: return results_dir(out_dir) / f"{structured_key(cfg)}.json"
