@@ -50,7 +50,8 @@ def run_config(family: str = "blip", method: str = "multiflow", sparsity: float 
                calib_batches=calib_batches or S.get("reproduce", "calib_batches", int),
                calib_batch_size=S.get("reproduce", "calib_batch_size", int),
                seed=S.get("reproduce", "seed", int) if seed is None else seed,
-               finetune_steps=S.get("tasks", f"{task}_steps", int) if finetune_steps is None else finetune_steps,
+               finetune_steps=tasks.finetune_defaults(task)["steps"] if finetune_steps is None else finetune_steps,
+               finetune_lr=tasks.finetune_defaults(task)["lr"],
                eval_limit=eval_limit, options=options, checkpoint=checkpoint_id(family))
     if task == "retrieval" and family in ("blip", "xvlm"): cfg["itm_k"] = S.get("tasks", "itm_k", int) if itm_k is None else itm_k
     for key in ("calib_batches", "finetune_steps"):
@@ -126,7 +127,8 @@ def run(cfg: dict, out_dir=None, progress: bool = True, force: bool = False) -> 
         mask_file = save_masks(masks, path.parent / "masks" / f"{run_key(cfg)}.safetensors")
     report = sparsity_report(model, masks)
     t0 = time.time()
-    tm = tasks.finetune(model, cfg["task"], masks=masks or None, steps=cfg["finetune_steps"], seed=cfg["seed"], progress=progress)
+    tm = tasks.finetune(model, cfg["task"], masks=masks or None, steps=cfg["finetune_steps"],
+                        lr=cfg["finetune_lr"], seed=cfg["seed"], progress=progress)
     ft_s = time.time() - t0
     metrics = tasks.evaluate(tm, cfg["task"], limit=cfg["eval_limit"], progress=progress,
                              **({"k": cfg["itm_k"]} if "itm_k" in cfg else {}))

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 
 from .config import settings, atomic_write, read_json
-from . import families
+from . import families, tasks
 
 # %% auto #0
 __all__ = ['MAIN_METRICS', 'SHARES_DEFINITION', 'figures_dir', 'save_figure', 'finish_figure', 'dense_reference', 'run_figure',
@@ -39,18 +39,20 @@ def finish_figure(fig, name: str, fig_dir=None, show: bool = True) -> Path:
     plt.close(fig)
     return path
 
-def dense_reference(family: str, task: str, finetune_steps: int | None = None) -> dict | None:
-    "The dense model's metrics on `task` recorded in its checkpoint manifest, if measured with `finetune_steps` (None: the default budget)."
-    steps = settings().get("tasks", f"{task}_steps", int) if finetune_steps is None else finetune_steps
+def dense_reference(family: str, task: str, finetune_steps: int | None = None, finetune_lr: float | None = None) -> dict | None:
+    "The dense model's metrics on `task` recorded in its checkpoint manifest, if measured with this budget (None: the default)."
+    default = tasks.finetune_defaults(task)
+    steps = default["steps"] if finetune_steps is None else finetune_steps
+    lr = default["lr"] if finetune_lr is None else finetune_lr
     man = families.checkpoint_dir(family) / "manifest.json"
     metrics = read_json(man).get("dense_metrics", {}).get(task) if man.is_file() else None
-    return metrics if metrics and metrics.get("finetune_steps") == steps else None
+    return metrics if metrics and metrics.get("finetune_steps") == steps and metrics.get("finetune_lr") == lr else None
 
 # %% ../nbs/40_figures.ipynb #c006
 def run_figure(record: dict, layers: list[dict], fig_dir=None, show: bool = True) -> Path:
     "Save figures/run_<family>_<method>_<sparsity>_<task>.png for `record`; `layers` are rows (modality, layer, sparsity)."
     c = record["config"]
-    dense = dense_reference(c["family"], c["task"], c["finetune_steps"])
+    dense = dense_reference(c["family"], c["task"], c["finetune_steps"], c.get("finetune_lr"))
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [3, 2]})
     if layers:
         sns.lineplot(x=[r["layer"] for r in layers], y=[100 * r["sparsity"] for r in layers],

@@ -27,8 +27,9 @@ from .masks import MaskHolder, transfer
 
 # %% auto #0
 __all__ = ['TASKS', 'FAMILY_TASKS', 'check_task', 'BlipForRetrieval', 'BlipForNLVR', 'XVLMForTask', 'answer_list', 'task_model',
-           'task_data', 'task_loss', 'finetune', 'recall_at', 'eval_retrieval', 'caption_metrics', 'generate_captions',
-           'eval_captioning', 'answer_questions', 'eval_vqa', 'eval_nlvr', 'eval_classification', 'evaluate']
+           'task_data', 'task_loss', 'finetune_defaults', 'finetune', 'recall_at', 'eval_retrieval', 'caption_metrics',
+           'generate_captions', 'eval_captioning', 'answer_questions', 'eval_vqa', 'eval_nlvr', 'eval_classification',
+           'evaluate']
 
 # %% ../nbs/04_tasks.ipynb #c003
 TASKS = ("retrieval", "captioning", "vqa", "nlvr", "classification")
@@ -183,15 +184,21 @@ def task_loss(tm, task: str, items: list[dict], generator=None) -> torch.Tensor:
     raise ValueError(f"unknown task {task!r}; known: {list(TASKS)}")
 
 # %% ../nbs/04_tasks.ipynb #c012
+def finetune_defaults(task: str) -> dict:
+    "The default fine-tuning budget of `task`, from settings.ini [tasks]: `{'steps': <task>_steps, 'lr': <task>_lr}`."
+    if task not in TASKS: raise ValueError(f"unknown task {task!r}; known: {list(TASKS)}")
+    S = settings()
+    return {"steps": S.get("tasks", f"{task}_steps", int), "lr": S.get("tasks", f"{task}_lr", float)}
+
 def finetune(model, task: str, masks: dict | None = None, steps: int | None = None, seed: int = 0,
              lr: float | None = None, batch_size: int | None = None, data: list[dict] | None = None,
              progress: bool = True) -> nn.Module:
     "Fine-tune a task model built from `model` on `task` with `masks` held; returns the task model."
     check_task(model, task)
-    S = settings()
-    steps = S.get("tasks", f"{task}_steps", int) if steps is None else steps
-    lr = lr or S.get("tasks", "lr", float)
-    batch_size = batch_size or S.get("tasks", "batch_size", int)
+    default = finetune_defaults(task)
+    steps = default["steps"] if steps is None else steps
+    lr = default["lr"] if lr is None else lr
+    batch_size = batch_size or settings().get("tasks", "batch_size", int)
     seed_everything(seed)                                     # before the task model: its new heads are drawn here
     tm = task_model(model, task)
     tmasks = transfer(masks, model, tm) if masks else {}

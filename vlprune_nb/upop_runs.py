@@ -61,11 +61,12 @@ def structured_config(family: str, task: str, ratio: float, method: str = "upop"
     cfg = dict(family=family, task=task, ratio=float(ratio), method=method, schedule=schedule, interval=interval,
                cost_mode=cost_mode,
                search_steps=_count("search_steps", S.get("structured", "search_steps", int) if search_steps is None else search_steps, 1),
-               retrain_steps=_count("retrain_steps", S.get("tasks", f"{task}_steps", int) if retrain_steps is None else retrain_steps, 0),
+               retrain_steps=_count("retrain_steps", tasks.finetune_defaults(task)["steps"] if retrain_steps is None else retrain_steps, 0),
+               finetune_lr=tasks.finetune_defaults(task)["lr"],
                eval_limit=_count("eval_limit", eval_limit, 1, allow_none=True), seed=_count("seed", seed, 0),
                start=start, batch_size=_count("batch_size", batch_size or S.get("tasks", "batch_size", int), 1),
                latency_repeats=_count("latency_repeats", latency_repeats, 1), checkpoint=checkpoint_id(family))
-    cfg["dense_steps"] = (_count("dense_steps", S.get("tasks", f"{task}_steps", int) if dense_steps is None else dense_steps, 0)
+    cfg["dense_steps"] = (_count("dense_steps", tasks.finetune_defaults(task)["steps"] if dense_steps is None else dense_steps, 0)
                           if start == "finetuned" else 0)
     if task == "retrieval" and family in ("blip", "xvlm"):
         cfg["itm_k"] = _count("itm_k", S.get("tasks", "itm_k", int) if itm_k is None else itm_k, 0)
@@ -78,8 +79,8 @@ def structured_key(cfg: dict) -> str:
 # %% ../nbs/25_upop_runs.ipynb #c008
 def dense_config(cfg: dict) -> dict:
     "The configuration of the dense reference of structured run `cfg`: its (family, task), fine-tuning and evaluation."
-    return {k: cfg[k] for k in ("family", "task", "dense_steps", "eval_limit", "seed", "batch_size", "start", "itm_k",
-                                "checkpoint") if k in cfg}
+    return {k: cfg[k] for k in ("family", "task", "dense_steps", "finetune_lr", "eval_limit", "seed", "batch_size", "start",
+                                "itm_k", "checkpoint") if k in cfg}
 
 def dense_key(dcfg: dict) -> str: return f"upop_dense_{dcfg['family']}_{dcfg['task']}_{config_hash(dcfg)}"
 
@@ -95,8 +96,8 @@ def _dense_model(dcfg: dict, path: Path | None = None):
         if [k for k in missing if "position_ids" not in k] or unexpected:
             raise ValueError(f"{path}: saved dense weights do not fit the {dcfg['task']} model ({missing[:3]}, {unexpected[:3]})")
         return tm.eval()
-    return tasks.finetune(base, dcfg["task"], steps=dcfg["dense_steps"], seed=dcfg["seed"], batch_size=dcfg["batch_size"],
-                          progress=False)
+    return tasks.finetune(base, dcfg["task"], steps=dcfg["dense_steps"], lr=dcfg["finetune_lr"], seed=dcfg["seed"],
+                          batch_size=dcfg["batch_size"], progress=False)
 
 def dense_run(cfg: dict, out_dir=None, force: bool = False) -> tuple[dict, torch.nn.Module]:
     "The dense reference of `cfg` (record kind 'structured_dense', weights in `dense_models/`) and the dense task model."
@@ -113,7 +114,7 @@ def dense_run(cfg: dict, out_dir=None, force: bool = False) -> tuple[dict, torch
     if dcfg["start"] == "finetuned" and dcfg["dense_steps"]:
         weights.parent.mkdir(parents=True, exist_ok=True)
         tmp = weights.with_name(f".{weights.name}.tmp"); save_model(tm, str(tmp)); tmp.replace(weights); saved = weights
-    manifest = dense_reference(dcfg["family"], dcfg["task"], dcfg["dense_steps"])
+    manifest = dense_reference(dcfg["family"], dcfg["task"], dcfg["dense_steps"], dcfg["finetune_lr"])
     reuse = (manifest is not None and dcfg["eval_limit"] is None and dcfg["seed"] == 0 and dcfg["start"] == "finetuned"
              and dcfg["batch_size"] == settings().get("tasks", "batch_size", int)
              and dcfg.get("itm_k", settings().get("tasks", "itm_k", int)) == settings().get("tasks", "itm_k", int))
@@ -160,7 +161,8 @@ def structured_run(cfg: dict, out_dir=None, force: bool = False, progress: bool 
            for b in (1, 32)}
     measure_s = time.time() - t0
     t0 = time.time()
-    small = retrain(small, task, steps=cfg["retrain_steps"], seed=cfg["seed"], batch_size=cfg["batch_size"], progress=progress)
+    small = retrain(small, task, steps=cfg["retrain_steps"], lr=cfg["finetune_lr"], seed=cfg["seed"], batch_size=cfg["batch_size"],
+                    progress=progress)
     retrain_s = time.time() - t0
     after = tasks.evaluate(small, task, limit=cfg["eval_limit"], progress=progress, **opts)
     sfile = write_json(results_dir(out_dir) / "structures" / f"{key}.json", structure)
