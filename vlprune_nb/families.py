@@ -231,8 +231,8 @@ class XVLMForPretraining(PreTrainedModel):
     "Vision encoder + text encoder + fusion encoder with cross-attention; ITC, ITM and MLM heads."
     config_class = XVLMConfig
     base_model_prefix = "xvlm"
-    _tied_weights_keys = {"mlm_head.predictions.decoder.weight": "text_encoder.embeddings.word_embeddings.weight",
-                          "mlm_head.predictions.decoder.bias": "mlm_head.predictions.bias"}
+    # the MLM decoder shares the word embeddings; its bias is its own (`predictions.bias` is unused by the forward)
+    _tied_weights_keys = {"mlm_head.predictions.decoder.weight": "text_encoder.embeddings.word_embeddings.weight"}
 
     def __init__(self, config: XVLMConfig):
         super().__init__(config)
