@@ -235,9 +235,9 @@ def _batched(seq, n):
 
 def recall_at(scores_i2t: torch.Tensor, img2txt: list[list[int]], txt2img: list[int], ks=(1, 5, 10)) -> dict:
     "TR@K and IR@K (in %) from an (N_img, N_txt) score matrix."
-    order = scores_i2t.argsort(dim=1, descending=True)
+    order = scores_i2t.argsort(dim=1, descending=True, stable=True)
     tr = torch.tensor([min((order[i] == torch.tensor(g).unsqueeze(1)).nonzero()[:, 1].tolist()) for i, g in enumerate(img2txt)])
-    order_t = scores_i2t.t().argsort(dim=1, descending=True)
+    order_t = scores_i2t.t().argsort(dim=1, descending=True, stable=True)
     ir = (order_t == torch.tensor(txt2img).unsqueeze(1)).float().argmax(dim=1)
     out = {f"TR@{k}": round(100 * (tr < k).float().mean().item(), 2) for k in ks}
     out.update({f"IR@{k}": round(100 * (ir < k).float().mean().item(), 2) for k in ks})
@@ -285,7 +285,8 @@ def eval_retrieval(tm, data: list[dict], k: int | None = None, progress: bool = 
         seq = torch.stack([s[:L] for s, _ in a]); am = torch.stack([m[:L] for _, m in a])
         logits = tm.itm_logits(seq, am, img_emb[[i for i, _ in chunk]])
         itm.update(zip(chunk, logits[:, 1].tolist()))
-    i2t = torch.full_like(sim, -100.0); t2i = torch.full_like(sim, -100.0)
+    below = max(abs(v) for v in itm.values()) + 3                  # > any re-ranked score minus any ITC similarity
+    i2t, t2i = sim - below, sim - below                            # outside the top k: ITC order, below the re-ranked
     for i in range(sim.shape[0]):
         for t in sim[i].topk(k_i).indices.tolist(): i2t[i, t] = itm[(i, t)] + sim[i, t]
     for t in range(sim.shape[1]):
