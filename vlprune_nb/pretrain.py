@@ -107,7 +107,7 @@ def pretrain(family: str, steps: int | None = None, out_dir=None, seed: int = 0,
 
 # %% ../nbs/03_pretrain.ipynb #c011
 def dense_metrics(model, task_names=None, steps: int | None = None, progress: bool = True) -> dict:
-    "Test metrics of `model` fine-tuned (default budget, seed 0) on each of `task_names` (default: all of its family's), with the budget (steps, learning rate) used."
+    "Test metrics of `model` fine-tuned (default budget, seed 0) on each of `task_names` (default: all of its family's), with the budget (steps, learning rate) and torch threads used."
     from vlprune_nb.tasks import FAMILY_TASKS, finetune, finetune_defaults, evaluate
     out = {}
     for task in task_names or FAMILY_TASKS[family_of(model).name]:
@@ -116,7 +116,7 @@ def dense_metrics(model, task_names=None, steps: int | None = None, progress: bo
         n = budget["steps"] if steps is None else steps
         tm = finetune(model, task, steps=n, lr=budget["lr"], progress=progress)
         out[task] = {**evaluate(tm, task, progress=progress), "finetune_and_eval_s": round(time.time() - t0, 1),
-                     "finetune_steps": n, "finetune_lr": budget["lr"]}
+                     "finetune_steps": n, "finetune_lr": budget["lr"], "threads": torch.get_num_threads()}
     return out
 
 def chance_metrics(family: str, task_names=None, limit: int | None = None, progress: bool = True) -> dict:
