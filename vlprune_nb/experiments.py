@@ -92,7 +92,8 @@ def record_path(cfg: dict, out_dir=None) -> Path: return results_dir(out_dir) / 
 
 def load_records(out_dir=None, kind: str | None = None, current: bool = True, **where) -> list[dict]:
     """Records of the store whose config matches all of `where` (e.g. family='blip'); `kind`: 'unstructured',
-    'structured', ... (None: all); `current`: only records made from the shipped checkpoints now in place."""
+    'structured', ... (None: all); `current`: only records made from the shipped checkpoints now in place, with
+    the fine-tuning learning rate settings.ini gives their task now."""
     out, ids = [], {}
     for p in sorted(results_dir(out_dir).glob("*.json")):
         r = read_json(p)
@@ -103,6 +104,7 @@ def load_records(out_dir=None, kind: str | None = None, current: bool = True, **
             fam = cfg.get("family")
             if fam not in ids: ids[fam] = checkpoint_id(fam) if fam in families.FAMILIES else None
             if cfg.get("checkpoint") != ids[fam]: continue
+            if cfg.get("task") in tasks.TASKS and cfg.get("finetune_lr") != tasks.finetune_defaults(cfg["task"])["lr"]: continue
         out.append(r)
     return out
 
