@@ -46,12 +46,13 @@ def run_config(family: str = "blip", method: str = "multiflow", sparsity: float 
     if not isinstance(sparsity, (int, float)) or not 0 <= sparsity < 1:
         raise ValueError(f"sparsity={sparsity!r} must be a number in [0, 1)")
     if method == "dense" and sparsity != 0: raise ValueError(f"method='dense' takes sparsity=0, got sparsity={sparsity}")
+    budget = tasks.finetune_defaults(task)
     cfg = dict(family=family, method=method, sparsity=float(sparsity), task=task,
                calib_batches=calib_batches or S.get("reproduce", "calib_batches", int),
                calib_batch_size=S.get("reproduce", "calib_batch_size", int),
                seed=S.get("reproduce", "seed", int) if seed is None else seed,
-               finetune_steps=tasks.finetune_defaults(task)["steps"] if finetune_steps is None else finetune_steps,
-               finetune_lr=tasks.finetune_defaults(task)["lr"],
+               finetune_steps=budget["steps"] if finetune_steps is None else finetune_steps,
+               finetune_lr=budget["lr"],
                eval_limit=eval_limit, options=options, checkpoint=checkpoint_id(family))
     if task == "retrieval" and family in ("blip", "xvlm"): cfg["itm_k"] = S.get("tasks", "itm_k", int) if itm_k is None else itm_k
     for key in ("calib_batches", "finetune_steps"):

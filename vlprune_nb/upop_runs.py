@@ -58,15 +58,16 @@ def structured_config(family: str, task: str, ratio: float, method: str = "upop"
     if interval != "auto":
         try: interval = _count("interval", int(interval), 1)
         except (TypeError, ValueError): raise ValueError(f"interval={interval!r} must be 'auto' or an integer >= 1 (steps)") from None
+    budget = tasks.finetune_defaults(task)
     cfg = dict(family=family, task=task, ratio=float(ratio), method=method, schedule=schedule, interval=interval,
                cost_mode=cost_mode,
                search_steps=_count("search_steps", S.get("structured", "search_steps", int) if search_steps is None else search_steps, 1),
-               retrain_steps=_count("retrain_steps", tasks.finetune_defaults(task)["steps"] if retrain_steps is None else retrain_steps, 0),
-               finetune_lr=tasks.finetune_defaults(task)["lr"],
+               retrain_steps=_count("retrain_steps", budget["steps"] if retrain_steps is None else retrain_steps, 0),
+               finetune_lr=budget["lr"],
                eval_limit=_count("eval_limit", eval_limit, 1, allow_none=True), seed=_count("seed", seed, 0),
                start=start, batch_size=_count("batch_size", batch_size or S.get("tasks", "batch_size", int), 1),
                latency_repeats=_count("latency_repeats", latency_repeats, 1), checkpoint=checkpoint_id(family))
-    cfg["dense_steps"] = (_count("dense_steps", tasks.finetune_defaults(task)["steps"] if dense_steps is None else dense_steps, 0)
+    cfg["dense_steps"] = (_count("dense_steps", budget["steps"] if dense_steps is None else dense_steps, 0)
                           if start == "finetuned" else 0)
     if task == "retrieval" and family in ("blip", "xvlm"):
         cfg["itm_k"] = _count("itm_k", S.get("tasks", "itm_k", int) if itm_k is None else itm_k, 0)
