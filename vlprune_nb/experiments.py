@@ -8,20 +8,25 @@ Docs: https://vlprune.github.io/vlprune_nb/experiments.html.md"""
 
 # %% ../nbs/30_experiments.ipynb #c002
 from __future__ import annotations
-import argparse, hashlib, json, platform, subprocess, time
+import argparse, concurrent.futures, contextlib, fcntl, multiprocessing, hashlib, json, platform, subprocess, time
 from importlib.metadata import version, PackageNotFoundError
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from .config import settings, read_json, write_json, sha256, seed_everything
+from safetensors.torch import save_file, load_file
+
+from .config import settings, read_json, write_json, sha256, seed_everything, atomic_write
+from .pruning import PruneResult, prune, METHODS
 from .data import calibration_batches
 from . import families, tasks
 
 # %% auto #0
-__all__ = ['BENCHMARK_METHODS', 'checkpoint_sha256', 'checkpoint_id', 'run_config', 'config_hash', 'run_key', 'environment',
-           'results_dir', 'record_path', 'load_records', 'run', 'layer_sparsity', 'grid', 'sweep', 'grid_cli', 'table']
+__all__ = ['PRUNE_KEYS', 'BENCHMARK_METHODS', 'checkpoint_sha256', 'checkpoint_id', 'run_config', 'config_hash', 'run_key',
+           'environment', 'results_dir', 'record_path', 'load_records', 'prune_config', 'prune_key', 'pruned_state',
+           'save_file_atomic', 'ran_modules', 'task_sparsity', 'run', 'layer_sparsity', 'grid', 'sweep', 'grid_cli',
+           'table']
 
 # %% ../nbs/30_experiments.ipynb #c004
 def checkpoint_sha256(family: str) -> str:
@@ -109,25 +114,101 @@ def load_records(out_dir=None, kind: str | None = None, current: bool = True, **
         out.append(r)
     return out
 
+# %% ../nbs/30_experiments.ipynb #e7133b1b
+PRUNE_KEYS = ("family", "method", "sparsity", "calib_batches", "calib_batch_size", "seed", "options", "checkpoint")
+
+def prune_config(cfg: dict) -> dict:
+    "The part of a run configuration that decides the masks (no task, no fine-tuning budget)."
+    return {k: cfg[k] for k in PRUNE_KEYS}
+
+def prune_key(cfg: dict) -> str:
+    "File stem of a pruning configuration's masks: family_method_sparsity_<hash of the pruning configuration>."
+    pc = prune_config(cfg)
+    return f"{pc['family']}_{pc['method']}_{pc['sparsity']:g}_{config_hash(pc)}"
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    "An exclusive advisory lock on `path` (created if needed) for the duration of the block."
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try: yield
+        finally: fcntl.flock(f, fcntl.LOCK_UN)
+
+def pruned_state(model, cfg: dict, out_dir=None) -> dict:
+    """Prune `model` (the dense model of `cfg['family']`) as `cfg` says, once per pruning configuration, and apply it.
+    Returns {'masks', 'masks_file', 'masks_sha256', 'prune_s', 'prune_report'}; `model` then holds the pruned weights."""
+    from vlprune_nb.masks import save_masks, load_masks
+    d, key = results_dir(out_dir) / "masks", prune_key(cfg)
+    mfile, wfile, info_file = d / f"{key}.safetensors", d / f"{key}.weights.safetensors", d / f"{key}.json"
+    with _locked(d / f".{key}.lock"):
+        info = read_json(info_file) if info_file.is_file() else None
+        if info is None or not mfile.is_file() or sha256(mfile) != info["masks_sha256"]:
+            calib = (calibration_batches(model, cfg["calib_batches"], cfg["calib_batch_size"], cfg["seed"])
+                     if METHODS[cfg["method"]].data else None)
+            t0 = time.time()
+            result = prune(model, cfg["method"], cfg["sparsity"], calib, seed=cfg["seed"], **cfg["options"])
+            prune_s = time.time() - t0
+            if result.weights is not None: save_file_atomic(result.weights, wfile)
+            save_masks(result.masks, mfile)
+            info = {"prune_config": prune_config(cfg), "masks_sha256": sha256(mfile), "prune_s": round(prune_s, 2),
+                    "weights_sha256": sha256(wfile) if result.weights is not None else None,
+                    "prune_report": {k: v for k, v in result.report.items() if k != "options"}}
+            write_json(info_file, info)
+    masks = load_masks(mfile, model)
+    weights = load_file(str(wfile)) if info["weights_sha256"] else None
+    if weights is not None and sha256(wfile) != info["weights_sha256"]:
+        raise ValueError(f"{wfile}: sha256 differs from {info_file}; delete both to prune again")
+    PruneResult(masks, weights).apply(model)        # CHITA's refitted weights (if any) and zeros under the mask
+    return {"masks": masks, "masks_file": mfile.name, "masks_sha256": info["masks_sha256"],
+            "prune_s": info["prune_s"], "prune_report": info["prune_report"]}
+
+# %% ../nbs/30_experiments.ipynb #6281e089
+def save_file_atomic(tensors: dict, path) -> Path:
+    "Save a name → tensor dict with safetensors, atomically."
+    return atomic_write(path, lambda t: save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(t)))
+
+# %% ../nbs/30_experiments.ipynb #6f135274
+def ran_modules(tm, task: str, n_items: int = 4) -> set[str]:
+    "Names of the modules of task model `tm` that run in one forward of `task`'s training loss on `n_items` records."
+    called, hooks = set(), []
+    for name, m in tm.named_modules():
+        hooks.append(m.register_forward_hook(lambda mod, args, out, name=name: called.add(name)))
+    items = tasks._train_items(task, tasks.task_data(task, "train")[:n_items], 0, 0)
+    try:
+        with torch.no_grad(): tasks.task_loss(tm, task, items, torch.Generator().manual_seed(0))
+    finally:
+        for h in hooks: h.remove()
+    return called
+
+def task_sparsity(model, tm, masks: dict, task: str) -> dict:
+    """Sparsity of the prunable weights of `model` that task model `tm` runs: {'overall', <modality>: ...,
+    'prunable_run': weights run, 'prunable': all prunable weights}."""
+    from vlprune_nb.masks import transfer
+    ran, numel, pruned = ran_modules(tm, task), {}, {}
+    for r in families.prunable(model):
+        p = dict(model.named_parameters())[r.name]
+        names = transfer({r.name: torch.ones_like(p, dtype=torch.bool)}, model, tm)
+        if not any(n.rsplit(".", 1)[0] in ran for n in names): continue
+        m = masks.get(r.name)
+        for key in ("overall", r.modality):
+            numel[key] = numel.get(key, 0) + p.numel()
+            pruned[key] = pruned.get(key, 0) + (int((~m).sum()) if m is not None else 0)
+    out = {k: pruned[k] / numel[k] for k in numel}
+    return {**out, "prunable_run": numel.get("overall", 0), "prunable": sum(dict(model.named_parameters())[r.name].numel()
+                                                                        for r in families.prunable(model))}
+
 # %% ../nbs/30_experiments.ipynb #c013
 def run(cfg: dict, out_dir=None, progress: bool = True, force: bool = False) -> dict:
     "Run one configuration (see `run_config`) unless its record exists; return the record."
-    from vlprune_nb.pruning import prune, METHODS
-    from vlprune_nb.masks import save_masks, sparsity_report
+    from vlprune_nb.masks import sparsity_report
     path = record_path(cfg, out_dir)
     if path.is_file() and not force: return read_json(path)
     seed_everything(cfg["seed"])
     model = families.load(cfg["family"])
-    masks, prune_s, mask_file, prune_report = {}, 0.0, None, {}
-    if cfg["method"] != "dense":
-        calib = (calibration_batches(model, cfg["calib_batches"], cfg["calib_batch_size"], cfg["seed"])
-                 if METHODS[cfg["method"]].data else None)
-        t0 = time.time()
-        result = prune(model, cfg["method"], cfg["sparsity"], calib, seed=cfg["seed"], **cfg["options"])
-        prune_s = time.time() - t0
-        result.apply(model)                       # CHITA's refitted weights (if any) and zeros under the mask
-        masks, prune_report = result.masks, {k: v for k, v in result.report.items() if k != "options"}
-        mask_file = save_masks(masks, path.parent / "masks" / f"{run_key(cfg)}.safetensors")
+    state = pruned_state(model, cfg, out_dir) if cfg["method"] != "dense" else {
+        "masks": {}, "masks_file": None, "masks_sha256": None, "prune_s": 0.0, "prune_report": {}}
+    masks = state["masks"]
     report = sparsity_report(model, masks)
     t0 = time.time()
     tm = tasks.finetune(model, cfg["task"], masks=masks or None, steps=cfg["finetune_steps"],
@@ -137,10 +218,11 @@ def run(cfg: dict, out_dir=None, progress: bool = True, force: bool = False) -> 
                              **({"k": cfg["itm_k"]} if "itm_k" in cfg else {}))
     record = {"kind": "unstructured", "config": cfg, "key": run_key(cfg), **environment(),
               "checkpoint_sha256": checkpoint_sha256(cfg["family"]),
-              "masks_file": mask_file and Path(mask_file).name, "masks_sha256": mask_file and sha256(mask_file),
-              "prune_s": round(prune_s, 2), "finetune_s": round(ft_s, 1), "metrics": metrics, "prune_report": prune_report,
+              **{k: state[k] for k in ("masks_file", "masks_sha256", "prune_s", "prune_report")},
+              "finetune_s": round(ft_s, 1), "metrics": metrics,
               "sparsity": {"overall": report["overall"]["sparsity"],
                            **{m: v["sparsity"] for m, v in report["modalities"].items()}},
+              "task_sparsity": task_sparsity(model, tm, masks, cfg["task"]),
               "params": {"prunable": report["overall"]["prunable"], "total": report["overall"]["total_params"]},
               "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
     write_json(path, record)
@@ -162,20 +244,60 @@ def layer_sparsity(record: dict, out_dir=None) -> list[dict]:
 BENCHMARK_METHODS = ("random", "omp", "lamp", "l2norm", "snip", "itersnip", "chita", "chita++", "tamt", "multiflow")
 
 def grid(families_=("blip", "xvlm"), methods=BENCHMARK_METHODS, sparsities=None, tasks_=("retrieval", "captioning", "vqa"),
-         **kw) -> list[dict]:
-    "The configurations of a sweep (dense references first), in the order they run."
+         seeds=(None,), **kw) -> list[dict]:
+    "The configurations of a sweep (dense references first, then by family, sparsity, method, task), in the order they run."
     sparsities = sparsities or settings().get("reproduce", "sparsities", "floats")
-    cfgs = [run_config(f, "dense", 0.0, t, **kw) for f in families_ for t in tasks_]
-    cfgs += [run_config(f, m, s, t, **kw) for f in families_ for t in tasks_ for m in methods for s in sparsities]
+    cfgs = [run_config(f, "dense", 0.0, t, seed=sd, **kw) for f in families_ for sd in seeds for t in tasks_]
+    cfgs += [run_config(f, m, s, t, seed=sd, **kw) for f in families_ for sd in seeds for s in sparsities for m in methods
+             for t in tasks_]
     return cfgs
 
-def sweep(cfgs: list[dict], out_dir=None, progress: bool = True) -> list[dict]:
-    "Run every configuration not yet in the store (tqdm over runs); returns all records."
+def _one_thread():
+    "Worker initialiser: one torch thread per process (processes, not threads, share the cores)."
+    torch.set_num_threads(1)
+
+def _run_quiet(cfg: dict, out_dir) -> str:
+    "Run `cfg` in a worker; return its key (records are read back from the store)."
+    run(cfg, out_dir, progress=False); return run_key(cfg)
+
+def _wait(futures):
+    "Yield futures as they finish: `concurrent.futures` ones via as_completed, others (e.g. submitit jobs) by polling."
+    if all(isinstance(f, concurrent.futures.Future) for f in futures):
+        yield from concurrent.futures.as_completed(futures); return
+    pending = list(futures)
+    while pending:
+        done = [f for f in pending if f.done()]
+        for f in done: pending.remove(f); yield f
+        if not done: time.sleep(5)
+
+def sweep(cfgs: list[dict], out_dir=None, progress: bool = True, workers: int = 1, executor=None) -> list[dict]:
+    """Run every configuration whose record is not yet in the store, `workers` local processes at a time (or through
+    `executor`, any `concurrent.futures`-style executor); tqdm over runs with an ETA. Returns the records, in order."""
+    cfgs = list({run_key(c): c for c in cfgs}.values())                            # duplicates run once
     todo = [c for c in cfgs if not record_path(c, out_dir).is_file()]
     bar = tqdm(total=len(cfgs), initial=len(cfgs) - len(todo), desc="sweep", disable=not progress)
-    for c in todo:
-        bar.set_postfix_str(run_key(c)); run(c, out_dir, progress=False); bar.update()
+    failed = []
+    if executor is None and workers <= 1:
+        for c in todo:
+            bar.set_postfix_str(run_key(c))
+            try: run(c, out_dir, progress=False)
+            except Exception as e: failed.append((run_key(c), repr(e)))
+            bar.update()
+    else:
+        own = executor is None
+        if own: executor = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                                                  initializer=_one_thread)
+        try:
+            futures = {executor.submit(_run_quiet, c, out_dir): run_key(c) for c in todo}
+            for f in _wait(list(futures)):
+                try: bar.set_postfix_str(f.result())
+                except Exception as e: failed.append((futures[f], repr(e)))
+                bar.update()
+        finally:
+            if own: executor.shutdown(cancel_futures=True)
     bar.close()
+    if failed: raise RuntimeError(f"{len(failed)} of {len(todo)} runs failed (the others are in the store): " +
+                                  "; ".join(f"{k}: {e}" for k, e in failed))
     return [read_json(record_path(c, out_dir)) for c in cfgs]
 
 # %% ../nbs/30_experiments.ipynb #c019
@@ -189,11 +311,13 @@ def grid_cli(argv=None):
     p.add_argument("--finetune-steps", type=int, default=None)
     p.add_argument("--eval-limit", type=int, default=None)
     p.add_argument("--itm-k", type=int, default=None, help="ITM re-ranking depth of retrieval (settings.ini: itm_k)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[None], help="pruning and fine-tuning seeds (settings.ini: seed)")
+    p.add_argument("--workers", type=int, default=1, help="local worker processes, one torch thread each")
     p.add_argument("--out-dir", default=None)
     a = p.parse_args(argv)
-    cfgs = grid(a.families, a.methods, a.sparsities, a.tasks, finetune_steps=a.finetune_steps, eval_limit=a.eval_limit,
-                itm_k=a.itm_k)
-    for r in sweep(cfgs, a.out_dir):
+    cfgs = grid(a.families, a.methods, a.sparsities, a.tasks, seeds=a.seeds, finetune_steps=a.finetune_steps,
+                eval_limit=a.eval_limit, itm_k=a.itm_k)
+    for r in sweep(cfgs, a.out_dir, workers=a.workers):
         print(json.dumps({"key": r["key"], **{k: v for k, v in r["metrics"].items() if k not in ("n", "eval_s")}}))
 
 # %% ../nbs/30_experiments.ipynb #c021
