@@ -15,7 +15,7 @@ import torch
 
 # %% auto #0
 __all__ = ['settings_path', 'Settings', 'settings', 'seed_everything', 'default_device', 'atomic_write', 'write_json',
-           'read_json', 'sha256']
+           'read_json', 'sha256', 'assigned_names', 'unknown_parameters', 'check_notebook_parameters']
 
 # %% ../nbs/00_config.ipynb #c004
 def settings_path() -> Path:
@@ -87,11 +87,19 @@ def atomic_write(path, write_fn, suffix: str = "") -> Path:
         write_fn(Path(tmp))
         umask = os.umask(0); os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)                       # mkstemp's 0600 would make results private to one user
+        _fsync(tmp)
         os.replace(tmp, path)
+        _fsync(path.parent)                                 # the rename itself reaches the disk
     except BaseException:
         if os.path.exists(tmp): os.remove(tmp)
         raise
     return path
+
+def _fsync(path):
+    "Flush a file's (or a folder's) data to disk."
+    fd = os.open(path, os.O_RDONLY)
+    try: os.fsync(fd)
+    finally: os.close(fd)
 
 def write_json(path, obj) -> Path:
     "Write `obj` as indented JSON, atomically."
@@ -111,3 +119,30 @@ def sha256(path) -> str:
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""): h.update(chunk)
     return h.hexdigest()
+
+# %% ../nbs/00_config.ipynb #1c9551e1
+def assigned_names(source: str) -> list[str]:
+    "The names a cell's source assigns at top level (`a = 1`, `a: int = 1`), in order."
+    import ast
+    names = []
+    for node in ast.parse(source).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        names += [t.id for t in targets if isinstance(t, ast.Name)]
+    return names
+
+def unknown_parameters(parameters_source: str, injected_source: str) -> list[str]:
+    "Names that papermill's injected cell sets but the notebook's `parameters` cell does not declare."
+    declared = set(assigned_names(parameters_source))
+    return [n for n in assigned_names(injected_source) if n not in declared]
+
+def check_notebook_parameters():
+    "Under papermill, raise naming every injected parameter the `parameters` cell does not declare (else do nothing)."
+    try: inputs = get_ipython().user_ns.get("In", [])                        # noqa: F821 (defined in IPython)
+    except NameError: return
+    injected = [i for i, src in enumerate(inputs) if src.lstrip().startswith("# Parameters")]
+    if not injected: return
+    i = injected[-1]
+    declared, unknown = assigned_names(inputs[i - 1]), unknown_parameters(inputs[i - 1], inputs[i])
+    if unknown:
+        raise ValueError(f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}: this "
+                         f"notebook declares {', '.join(declared) or 'none'}")

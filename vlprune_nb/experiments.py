@@ -8,7 +8,7 @@ Docs: https://vlprune.github.io/vlprune_nb/experiments.html.md"""
 
 # %% ../nbs/30_experiments.ipynb #c002
 from __future__ import annotations
-import argparse, concurrent.futures, contextlib, fcntl, multiprocessing, hashlib, json, platform, subprocess, time
+import argparse, concurrent.futures, contextlib, fcntl, multiprocessing, hashlib, json, platform, subprocess, time, warnings
 from importlib.metadata import version, PackageNotFoundError
 from pathlib import Path
 
@@ -23,10 +23,11 @@ from .data import calibration_batches
 from . import families, tasks
 
 # %% auto #0
-__all__ = ['PRUNE_KEYS', 'BENCHMARK_METHODS', 'checkpoint_sha256', 'checkpoint_id', 'run_config', 'config_hash', 'run_key',
-           'environment', 'results_dir', 'record_path', 'load_records', 'prune_config', 'prune_key', 'pruned_state',
+__all__ = ['NUMBER', 'RECORD_KINDS', 'PRUNE_KEYS', 'BENCHMARK_METHODS', 'TABLE_VARIES', 'checkpoint_sha256', 'checkpoint_id',
+           'run_config', 'config_hash', 'run_key', 'environment', 'results_dir', 'record_path', 'record_kind',
+           'check_record', 'scan_store', 'is_done', 'load_records', 'prune_config', 'prune_key', 'pruned_state',
            'save_file_atomic', 'ran_modules', 'task_sparsity', 'run', 'layer_sparsity', 'grid', 'sweep', 'grid_cli',
-           'table']
+           'same_budget', 'mean_std', 'table']
 
 # %% ../nbs/30_experiments.ipynb #c004
 def checkpoint_sha256(family: str) -> str:
@@ -96,15 +97,74 @@ def results_dir(out_dir=None) -> Path:
 
 def record_path(cfg: dict, out_dir=None) -> Path: return results_dir(out_dir) / f"{run_key(cfg)}.json"
 
+NUMBER = (int, float)
+RECORD_KINDS: dict[str, dict] = {}
+
+def record_kind(kind: str, fields: dict, key_fn, files: dict | None = None):
+    """Declare record `kind`: `fields` name → type (or tuple of types; None allowed where listed), `key_fn(config)`
+    the key its file must be named by, `files` field naming a file → (subfolder, field holding its sha256)."""
+    RECORD_KINDS[kind] = {"fields": fields, "key_fn": key_fn, "files": files or {}}
+
+record_kind("unstructured", {"kind": str, "key": str, "config": dict, "metrics": dict, "sparsity": dict, "params": dict,
+                             "prune_s": NUMBER, "finetune_s": NUMBER, "checkpoint_sha256": str,
+                             "masks_file": (str, type(None)), "masks_sha256": (str, type(None)), "time": str},
+            run_key, {"masks_file": ("masks", "masks_sha256")})
+
+def check_record(record, path: Path) -> str | None:
+    "Why the record read from `path` cannot be trusted (a sentence), or None when it can."
+    if not isinstance(record, dict): return f"not a JSON object but {type(record).__name__}"
+    spec = RECORD_KINDS.get(record.get("kind"))
+    if spec is None: return f"unknown kind {record.get('kind')!r} (known: {sorted(RECORD_KINDS)})"
+    for field, typ in spec["fields"].items():
+        if field not in record: return f"field {field!r} is missing"
+        if not isinstance(record[field], typ) or isinstance(record[field], bool) and bool not in (typ if isinstance(typ, tuple) else (typ,)):
+            return f"field {field!r} is {type(record[field]).__name__}, expected {getattr(typ, '__name__', typ)}"
+    if record["key"] != path.stem: return f"its key {record['key']!r} is not its file name"
+    try: key = spec["key_fn"](record["config"])
+    except (KeyError, TypeError, ValueError) as e: return f"its config is incomplete ({e!r})"
+    if key != record["key"]: return f"its config gives the key {key!r}, not {record['key']!r} (config edited?)"
+    for field, (folder, sha_field) in spec["files"].items():
+        if not record.get(field): continue
+        f = path.parent / folder / record[field]
+        if f.is_file() and sha256(f) != record[sha_field]: return f"{folder}/{record[field]} does not have the recorded sha256"
+    return None
+
+def scan_store(out_dir=None) -> tuple[list[tuple[Path, dict]], list[tuple[Path, str]]]:
+    "Every trustworthy record of the store as (path, record), and every skipped file as (path, why)."
+    good, skipped = [], []
+    d = results_dir(out_dir)
+    for p in sorted(d.glob("*.json")) if d.is_dir() else []:
+        if p.name.startswith("."): skipped.append((p, "temporary file of an unfinished write")); continue
+        try: r = json.loads(p.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e: skipped.append((p, f"malformed JSON (truncated?): {e}")); continue
+        why = check_record(r, p)
+        if why: skipped.append((p, why))
+        else: good.append((p, r))
+    return good, skipped
+
+def is_done(cfg: dict, out_dir=None, path: Path | None = None) -> bool:
+    "Whether `cfg` has a trustworthy record in the store (a truncated or tampered one does not count)."
+    path = path or record_path(cfg, out_dir)
+    if not path.is_file(): return False
+    try: r = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError): return False
+    return check_record(r, path) is None and r["config"] == cfg
+
+def _warn_skipped(skipped):
+    if skipped:
+        warnings.warn(f"results store: skipped {len(skipped)} file(s): " + "; ".join(f"{p.name}: {why}" for p, why in skipped),
+                      stacklevel=3)
+
 def load_records(out_dir=None, kind: str | None = None, current: bool = True, **where) -> list[dict]:
-    """Records of the store whose config matches all of `where` (e.g. family='blip'); `kind`: 'unstructured',
-    'structured', ... (None: all); `current`: only records made from the shipped checkpoints now in place, with
-    the fine-tuning learning rate settings.ini gives their task now."""
+    """Trustworthy records of the store whose config matches all of `where` (e.g. family='blip'); `kind`:
+    'unstructured', 'structured', ... (None: all); `current`: only records made from the shipped checkpoints now in
+    place, with the fine-tuning learning rate settings.ini gives their task now. Skipped files are warned about."""
     out, ids = [], {}
-    for p in sorted(results_dir(out_dir).glob("*.json")):
-        r = read_json(p)
-        cfg = r.get("config", {})
-        if kind is not None and r.get("kind", "unstructured") != kind: continue
+    good, skipped = scan_store(out_dir)
+    _warn_skipped(skipped)
+    for p, r in good:
+        cfg = r["config"]
+        if kind is not None and r["kind"] != kind: continue
         if not all(cfg.get(k) == v for k, v in where.items()): continue
         if current:
             fam = cfg.get("family")
@@ -114,7 +174,7 @@ def load_records(out_dir=None, kind: str | None = None, current: bool = True, **
         out.append(r)
     return out
 
-# %% ../nbs/30_experiments.ipynb #e7133b1b
+# %% ../nbs/30_experiments.ipynb #87ca897a
 PRUNE_KEYS = ("family", "method", "sparsity", "calib_batches", "calib_batch_size", "seed", "options", "checkpoint")
 
 def prune_config(cfg: dict) -> dict:
@@ -142,7 +202,8 @@ def pruned_state(model, cfg: dict, out_dir=None) -> dict:
     d, key = results_dir(out_dir) / "masks", prune_key(cfg)
     mfile, wfile, info_file = d / f"{key}.safetensors", d / f"{key}.weights.safetensors", d / f"{key}.json"
     with _locked(d / f".{key}.lock"):
-        info = read_json(info_file) if info_file.is_file() else None
+        try: info = read_json(info_file) if info_file.is_file() else None
+        except ValueError: info = None                                  # truncated by a kill: prune again
         if info is None or not mfile.is_file() or sha256(mfile) != info["masks_sha256"]:
             calib = (calibration_batches(model, cfg["calib_batches"], cfg["calib_batch_size"], cfg["seed"])
                      if METHODS[cfg["method"]].data else None)
@@ -163,12 +224,12 @@ def pruned_state(model, cfg: dict, out_dir=None) -> dict:
     return {"masks": masks, "masks_file": mfile.name, "masks_sha256": info["masks_sha256"],
             "prune_s": info["prune_s"], "prune_report": info["prune_report"]}
 
-# %% ../nbs/30_experiments.ipynb #6281e089
+# %% ../nbs/30_experiments.ipynb #376236a6
 def save_file_atomic(tensors: dict, path) -> Path:
     "Save a name → tensor dict with safetensors, atomically."
     return atomic_write(path, lambda t: save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(t)))
 
-# %% ../nbs/30_experiments.ipynb #6f135274
+# %% ../nbs/30_experiments.ipynb #a9a9eb40
 def ran_modules(tm, task: str, n_items: int = 4) -> set[str]:
     "Names of the modules of task model `tm` that run in one forward of `task`'s training loss on `n_items` records."
     called, hooks = set(), []
@@ -203,7 +264,7 @@ def run(cfg: dict, out_dir=None, progress: bool = True, force: bool = False) -> 
     "Run one configuration (see `run_config`) unless its record exists; return the record."
     from vlprune_nb.masks import sparsity_report
     path = record_path(cfg, out_dir)
-    if path.is_file() and not force: return read_json(path)
+    if not force and is_done(cfg, out_dir): return read_json(path)
     seed_everything(cfg["seed"])
     model = families.load(cfg["family"])
     state = pruned_state(model, cfg, out_dir) if cfg["method"] != "dense" else {
@@ -274,7 +335,7 @@ def sweep(cfgs: list[dict], out_dir=None, progress: bool = True, workers: int = 
     """Run every configuration whose record is not yet in the store, `workers` local processes at a time (or through
     `executor`, any `concurrent.futures`-style executor); tqdm over runs with an ETA. Returns the records, in order."""
     cfgs = list({run_key(c): c for c in cfgs}.values())                            # duplicates run once
-    todo = [c for c in cfgs if not record_path(c, out_dir).is_file()]
+    todo = [c for c in cfgs if not is_done(c, out_dir)]
     bar = tqdm(total=len(cfgs), initial=len(cfgs) - len(todo), desc="sweep", disable=not progress)
     failed = []
     if executor is None and workers <= 1:
@@ -321,13 +382,41 @@ def grid_cli(argv=None):
         print(json.dumps({"key": r["key"], **{k: v for k, v in r["metrics"].items() if k not in ("n", "eval_s")}}))
 
 # %% ../nbs/30_experiments.ipynb #c021
+TABLE_VARIES = ("method", "sparsity", "seed", "options")
+
+def same_budget(records: list[dict], varies=TABLE_VARIES) -> dict:
+    "The settings all `records` share (config minus `varies`); raises naming each setting on which they differ."
+    keys = sorted({k for r in records for k in r["config"]} - set(varies))
+    shared, differ = {}, {}
+    for k in keys:
+        vals = {json.dumps(r["config"].get(k), sort_keys=True) for r in records}
+        if len(vals) > 1: differ[k] = sorted(vals)
+        else: shared[k] = records[0]["config"].get(k)
+    if differ:
+        raise ValueError("these records were made with different settings and cannot share a table: " +
+                         "; ".join(f"{k} ∈ {{{', '.join(v)}}}" for k, v in differ.items()))
+    return shared
+
+def mean_std(values: list) -> str:
+    "One value as is; several as 'mean ± std' (sample standard deviation), rounded to 0.1."
+    values = [v for v in values if v is not None]
+    if not values: return ""
+    if len(values) == 1: return str(values[0])
+    m = sum(values) / len(values)
+    sd = (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return f"{m:.1f} ± {sd:.1f}"
+
 def table(records: list[dict], metric: str) -> str:
-    "A markdown table of `metric`: rows = methods, columns = sparsities (dense in its own column)."
+    "A markdown table of `metric`: rows = methods, columns = sparsities (dense in its own column), seeds as mean ± std."
+    same_budget([r for r in records if r["config"]["method"] != "dense"] or records)
+    same_budget([r for r in records if r["config"]["method"] == "dense"] or records)
     sp = sorted({r["config"]["sparsity"] for r in records if r["config"]["method"] != "dense"})
     dense = [r["metrics"].get(metric) for r in records if r["config"]["method"] == "dense"]
     methods = list(dict.fromkeys(r["config"]["method"] for r in records if r["config"]["method"] != "dense"))
-    cell = {(r["config"]["method"], r["config"]["sparsity"]): r["metrics"].get(metric) for r in records}
+    cell: dict = {}
+    for r in records:
+        cell.setdefault((r["config"]["method"], r["config"]["sparsity"]), []).append(r["metrics"].get(metric))
     rows = [f"| method | dense | " + " | ".join(f"{s:.0%}" for s in sp) + " |", "|---" * (len(sp) + 2) + "|"]
     for m in methods:
-        rows.append(f"| {m} | {dense[0] if dense else ''} | " + " | ".join(str(cell.get((m, s), "")) for s in sp) + " |")
+        rows.append(f"| {m} | {mean_std(dense)} | " + " | ".join(mean_std(cell.get((m, s), [])) for s in sp) + " |")
     return "\n".join(rows)

@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 
 from .config import settings, read_json, write_json, sha256, seed_everything
 from . import families, tasks
-from .experiments import environment, results_dir, load_records, config_hash, checkpoint_id
+from .experiments import (environment, results_dir, load_records, config_hash, checkpoint_id, record_kind,
+                                    is_done, NUMBER)
 from .figures import MAIN_METRICS, dense_reference
 from .structured import (
     METHODS, SCHEDULES, COST_MODES, OFFICIAL_ATTN_COST, search, extract, count_params, count_flops, example_inputs,
@@ -105,7 +106,7 @@ def dense_run(cfg: dict, out_dir=None, force: bool = False) -> tuple[dict, torch
     dcfg = dense_config(cfg)
     key = dense_key(dcfg)
     path, weights = results_dir(out_dir) / f"{key}.json", results_dir(out_dir) / "dense_models" / f"{key}.safetensors"
-    if path.is_file() and not force and (weights.is_file() or dcfg["start"] == "pretrained" or not dcfg["dense_steps"]):
+    if not force and is_done(dcfg, path=path) and (weights.is_file() or dcfg["start"] == "pretrained" or not dcfg["dense_steps"]):
         return read_json(path), _dense_model(dcfg, weights)
     seed_everything(dcfg["seed"])
     t0 = time.time()
@@ -142,7 +143,7 @@ def structured_path(cfg: dict, out_dir=None) -> Path: return results_dir(out_dir
 def structured_run(cfg: dict, out_dir=None, force: bool = False, progress: bool = False) -> dict:
     "Run one structured configuration (see `structured_config`) unless its record exists; return the record."
     path = structured_path(cfg, out_dir)
-    if path.is_file() and not force: return read_json(path)
+    if not force and is_done(cfg, path=path): return read_json(path)
     key, task = structured_key(cfg), cfg["task"]
     drec, dense = dense_run(cfg, out_dir)
     t0 = time.time()
@@ -181,6 +182,17 @@ def structured_run(cfg: dict, out_dir=None, force: bool = False, progress: bool 
               "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
     write_json(path, record)
     return record
+_NONE_OR = lambda t: (t, type(None))
+# the store checks these records as it checks unstructured ones (schema, key, the files' sha256): see 30_experiments
+record_kind("structured", {"kind": str, "key": str, "config": dict, "metrics": dict, "metrics_search_only": dict,
+                           "dense_key": str, "params": dict, "flops": dict, "latency_s": dict, "retained": list,
+                           "pruned_mass": NUMBER, "structure_file": str, "structure_sha256": str, "time": str},
+            structured_key, {"structure_file": (".", "structure_sha256")})
+record_kind("structured_dense", {"kind": str, "key": str, "config": dict, "metrics": dict, "params": NUMBER,
+                                 "flops": NUMBER, "weights_file": _NONE_OR(str), "weights_sha256": _NONE_OR(str),
+                                 "time": str},
+            dense_key, {"weights_file": (".", "weights_sha256")})
+
 def structured_records(out_dir=None, kind: str = "structured", **where) -> list[dict]:
     "The store's records of `kind` ('structured' or 'structured_dense') whose config matches `where`."
     return load_records(out_dir, kind=kind, **where)
@@ -189,7 +201,7 @@ def structured_records(out_dir=None, kind: str = "structured", **where) -> list[
 def structured_sweep(cfgs: list[dict], out_dir=None, progress: bool = True, force: bool = False) -> list[dict]:
     "Run every configuration whose record is not yet in the store (tqdm over runs); returns all records, in order."
     cfgs = list({structured_key(c): c for c in cfgs}.values())                      # duplicates run once
-    todo = [c for c in cfgs if force or not structured_path(c, out_dir).is_file()]
+    todo = [c for c in cfgs if force or not is_done(c, path=structured_path(c, out_dir))]
     bar = tqdm(total=len(cfgs), initial=len(cfgs) - len(todo), desc="structured sweep", disable=not progress)
     for c in todo:
         bar.set_postfix_str(structured_key(c)); structured_run(c, out_dir, force=force); bar.update()
