@@ -8,7 +8,7 @@ Docs: https://vlprune.github.io/vlprune_nb/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #c002
 from __future__ import annotations
-import fcntl, json, math, random, shutil
+import fcntl, json, math, numbers, random, shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,11 +21,31 @@ from tqdm.auto import tqdm
 from .config import settings, write_json, read_json, atomic_write
 
 # %% auto #0
-__all__ = ['SHAPES', 'COLOURS', 'SIZES', 'ROWS', 'COLS', 'NUMBER_WORDS', 'CLASSES', 'SPECIAL_TOKENS', 'position_name', 'Obj',
-           'sample_scene', 'render', 'caption_pool', 'describe', 'ask', 'vqa_score', 'nlvr_statement',
-           'build_tokenizer', 'load_tokenizer', 'enc_token_id', 'world_root', 'generate_world', 'read_pretrain',
-           'read_karpathy', 'read_vqa', 'read_nlvr', 'read_image_folder', 'load_image', 'load_images', 'Processor',
-           'augment', 'world_items', 'calibration_batches']
+__all__ = ['SHAPES', 'COLOURS', 'SIZES', 'ROWS', 'COLS', 'NUMBER_WORDS', 'CLASSES', 'SPECIAL_TOKENS', 'IMAGE_SUFFIXES',
+           'check_int', 'check_float', 'position_name', 'Obj', 'sample_scene', 'render', 'caption_pool', 'describe',
+           'ask', 'vqa_score', 'nlvr_statement', 'build_tokenizer', 'load_tokenizer', 'enc_token_id', 'world_root',
+           'generate_world', 'read_pretrain', 'read_karpathy', 'read_vqa', 'read_nlvr', 'read_image_folder',
+           'load_image', 'load_images', 'Processor', 'augment', 'world_items', 'calibration_batches']
+
+# %% ../nbs/01_data.ipynb #c002b
+def _allowed(kind: str, min=None, above=None, below=None, allow_none: bool = False) -> str:
+    "The values a check allows, in words: 'an integer >= 0', 'None or a finite number > 0', ..."
+    bounds = [f"{op} {v}" for op, v in ((">=", min), (">", above), ("<", below)) if v is not None]
+    return ("None or " if allow_none else "") + " ".join([kind, " and ".join(bounds)]).strip()
+
+def check_int(name: str, value, min: int | None = None, allow_none: bool = False):
+    "`value` if it is an integer (a bool is not) >= `min`, or None with `allow_none`; else a ValueError naming `name`, the range and `value`."
+    if value is None and allow_none: return value
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and (min is None or value >= min): return value
+    raise ValueError(f"{name} must be {_allowed('an integer', min, allow_none=allow_none)}, got {value!r}")
+
+def check_float(name: str, value, min=None, above=None, below=None, allow_none: bool = False):
+    "`value` if it is a finite real number (a bool is not) >= `min`, > `above` and < `below`, or None with `allow_none`; else a ValueError naming `name`, the range and `value`."
+    if value is None and allow_none: return value
+    if (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+            and (min is None or value >= min) and (above is None or value > above) and (below is None or value < below)):
+        return value
+    raise ValueError(f"{name} must be {_allowed('a finite number', min, above, below, allow_none)}, got {value!r}")
 
 # %% ../nbs/01_data.ipynb #c004
 SHAPES = ["square", "circle", "triangle", "cross", "diamond", "ring"]
@@ -347,54 +367,79 @@ def _root(image_root) -> Path:
     if not root.is_dir(): raise FileNotFoundError(f"image root not found: {root}")
     return root
 
+def _field(entry, key: str, path, where: str):
+    "`entry[key]` of an entry of file `path`; when it is missing the error names the file, the entry (`where`, e.g. 'images[3]') and the key."
+    if isinstance(entry, dict) and key in entry: return entry[key]
+    has = f"its keys: {sorted(entry)}" if isinstance(entry, dict) else f"it is a {type(entry).__name__}, not an object"
+    raise ValueError(f"{path}: {where} has no {key!r} ({has})")
+
 def read_pretrain(path, image_root) -> list[dict]:
     "BLIP pretraining JSON → `[{'image': Path, 'caption': str}]`."
     root = _root(image_root)
     items = read_json(path)
-    if not isinstance(items, list) or (items and not {"image", "caption"} <= set(items[0])):
-        raise ValueError(f"{path}: expected a list of {{'image', 'caption'}} records (BLIP pretraining format)")
-    return [{"image": root / x["image"], "caption": x["caption"]} for x in items]
+    if not isinstance(items, list): raise ValueError(f"{path}: expected a list of {{'image', 'caption'}} records (BLIP pretraining format)")
+    return [{"image": root / _field(x, "image", path, f"entry {i}"), "caption": _field(x, "caption", path, f"entry {i}")}
+            for i, x in enumerate(items)]
+
+def _karpathy_image(root: Path, im: dict, path, where: str) -> dict:
+    "One image entry of a Karpathy split file as a record (Flickr30k's have no `filepath`, their images lie in the root, nor `cocoid`)."
+    captions = [_field(s, "raw", path, f"{where}.sentences[{j}]") for j, s in enumerate(_field(im, "sentences", path, where))]
+    image_id = im["cocoid"] if "cocoid" in im else _field(im, "imgid", path, where)
+    return {"image": root / im.get("filepath", "") / _field(im, "filename", path, where), "captions": captions, "image_id": image_id}
 
 def read_karpathy(path, split: str, image_root) -> list[dict]:
     "Karpathy split file (or BLIP's per-split file) → `[{'image': Path, 'captions': [str], 'image_id'}]` of `split`."
     root, data = _root(image_root), read_json(path)
     if isinstance(data, dict) and "images" in data:
-        splits = sorted({im["split"] for im in data["images"]})
+        images = data["images"]
+        splits = [_field(im, "split", path, f"images[{i}]") for i, im in enumerate(images)]
         want = {"train": {"train", "restval"}}.get(split, {split})
-        if not want & set(splits): raise ValueError(f"{path}: unknown split {split!r}; the file has {splits}")
-        return [{"image": root / im["filepath"] / im["filename"], "captions": [s["raw"] for s in im["sentences"]],
-                 "image_id": im.get("cocoid", im["imgid"])} for im in data["images"] if im["split"] in want]
+        if not want & set(splits): raise ValueError(f"{path}: unknown split {split!r}; the file has {sorted(set(splits))}")
+        return [_karpathy_image(root, im, path, f"images[{i}]") for i, (im, s) in enumerate(zip(images, splits)) if s in want]
     if isinstance(data, list):   # BLIP's coco_karpathy_{split}.json: one entry per image (test) or per caption (train)
         by_image: dict = {}
-        for x in data:
-            caps = x["caption"] if isinstance(x["caption"], list) else [x["caption"]]
-            by_image.setdefault(x["image"], []).extend(caps)
+        for i, x in enumerate(data):
+            caps = _field(x, "caption", path, f"entry {i}")
+            by_image.setdefault(_field(x, "image", path, f"entry {i}"), []).extend(caps if isinstance(caps, list) else [caps])
         return [{"image": root / im, "captions": caps, "image_id": im} for im, caps in by_image.items()]
     raise ValueError(f"{path}: neither a Karpathy split file nor a BLIP caption list")
 
 def read_vqa(questions, annotations, image_root, image_template: str) -> list[dict]:
     "VQAv2 question + annotation files → `[{'image', 'question', 'answers', 'answer', 'answer_type', 'question_id'}]`.\n\n    `image_template` names an image from its id, e.g. `'val2014/COCO_val2014_{image_id:012d}.jpg'`."
     root = _root(image_root)
+    try: image_template.format(image_id=0)
+    except (KeyError, IndexError, ValueError) as e:
+        raise ValueError(f"image_template {image_template!r} must name the image by {{image_id}} only ({type(e).__name__}: {e})") from None
     qs, anns = read_json(questions), read_json(annotations)
-    if "questions" not in qs: raise ValueError(f"{questions}: no 'questions' list (VQAv2 questions format)")
-    if "annotations" not in anns: raise ValueError(f"{annotations}: no 'annotations' list (VQAv2 annotations format)")
-    by_q = {a["question_id"]: a for a in anns["annotations"]}
+    if not isinstance(qs, dict) or "questions" not in qs: raise ValueError(f"{questions}: no 'questions' list (VQAv2 questions format)")
+    if not isinstance(anns, dict) or "annotations" not in anns: raise ValueError(f"{annotations}: no 'annotations' list (VQAv2 annotations format)")
+    by_q = {_field(a, "question_id", annotations, f"annotations[{j}]"): (f"annotations[{j}]", a) for j, a in enumerate(anns["annotations"])}
     out = []
-    for q in qs["questions"]:
-        a = by_q.get(q["question_id"])
-        if a is None: raise ValueError(f"{annotations}: no annotation for question_id {q['question_id']}")
-        out.append({"image": root / image_template.format(image_id=q["image_id"]), "question": q["question"],
-                    "answers": [x["answer"] for x in a["answers"]], "answer": a["multiple_choice_answer"],
-                    "answer_type": a.get("answer_type", ""), "question_id": q["question_id"]})
+    for i, q in enumerate(qs["questions"]):
+        qf = lambda key: _field(q, key, questions, f"questions[{i}]")
+        qid = qf("question_id")
+        if qid not in by_q: raise ValueError(f"{annotations}: no annotation for question_id {qid}")
+        where, a = by_q[qid]
+        answers = [_field(x, "answer", annotations, f"{where}.answers[{k}]") for k, x in enumerate(_field(a, "answers", annotations, where))]
+        out.append({"image": root / image_template.format(image_id=qf("image_id")), "question": qf("question"), "answers": answers,
+                    "answer": _field(a, "multiple_choice_answer", annotations, where), "answer_type": a.get("answer_type", ""),
+                    "question_id": qid})
     return out
+
+def _nlvr_pair(root: Path, x, path, where: str) -> dict:
+    "One NLVR2 entry as a record: exactly two images, and a label that is True/False (or 'True'/'False', as BLIP writes it)."
+    images, label = _field(x, "images", path, where), _field(x, "label", path, where)
+    if not isinstance(images, list) or len(images) != 2: raise ValueError(f"{path}: {where} has 'images' {images!r}; NLVR2 pairs two images")
+    if str(label).lower() not in ("true", "false"): raise ValueError(f"{path}: {where} has label {label!r}; expected 'True' or 'False'")
+    return {"images": [root / p for p in images], "sentence": _field(x, "sentence", path, where), "label": str(label).lower() == "true"}
 
 def read_nlvr(path, image_root) -> list[dict]:
     "NLVR2 as BLIP ships it → `[{'images': [Path, Path], 'sentence', 'label': bool}]`."
     root, data = _root(image_root), read_json(path)
-    if not isinstance(data, list) or (data and not {"images", "sentence", "label"} <= set(data[0])):
-        raise ValueError(f"{path}: expected a list of {{'images', 'sentence', 'label'}} records (BLIP's NLVR2 format)")
-    return [{"images": [root / p for p in x["images"]], "sentence": x["sentence"],
-             "label": str(x["label"]).lower() == "true"} for x in data]
+    if not isinstance(data, list): raise ValueError(f"{path}: expected a list of {{'images', 'sentence', 'label'}} records (BLIP's NLVR2 format)")
+    return [_nlvr_pair(root, x, path, f"entry {i}") for i, x in enumerate(data)]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 def read_image_folder(root, split: str) -> tuple[list[dict], list[str]]:
     "An ImageNet-layout folder `root/split/class/*` → (`[{'image', 'label'}]`, sorted class names)."
@@ -402,7 +447,8 @@ def read_image_folder(root, split: str) -> tuple[list[dict], list[str]]:
     if not d.is_dir(): raise FileNotFoundError(f"image folder split not found: {d}")
     classes = sorted(p.name for p in d.iterdir() if p.is_dir())
     items = [{"image": f, "label": i} for i, c in enumerate(classes) for f in sorted((d / c).iterdir())
-             if f.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".webp")]
+             if f.suffix.lower() in IMAGE_SUFFIXES]
+    if not items: raise ValueError(f"{d}: no images ({', '.join(IMAGE_SUFFIXES)}) in its {len(classes)} class folders")
     return items, classes
 
 # %% ../nbs/01_data.ipynb #c029
@@ -474,11 +520,11 @@ def world_items(kind: str, split: str = "train") -> list[dict]:
 
 def calibration_batches(model_or_family, n_batches: int, batch_size: int = 32, seed: int = 0) -> list[dict]:
     "`n_batches` batches of the pretraining split, ready for the family's calibration forward (same seed, same batches)."
+    check_int("n_batches", n_batches, min=1); check_int("batch_size", batch_size, min=1); check_int("seed", seed)
     if isinstance(model_or_family, str):
         from vlprune_nb.families import load
         model_or_family = load(model_or_family)
     proc = model_or_family.processor
-    if n_batches < 1: raise ValueError(f"n_batches must be >= 1, got {n_batches}")
     image_only = proc.tokenizer is None
     items = world_items("classification" if image_only else "pretrain")
     g = torch.Generator().manual_seed(seed)

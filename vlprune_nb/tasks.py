@@ -20,10 +20,10 @@ from transformers.models.blip.modeling_blip import BlipPreTrainedModel, BlipVisi
 from transformers.models.blip.modeling_blip_text import BlipTextModel
 
 from .config import settings, seed_everything
-from .data import world_items, load_images, vqa_score, generate_world, read_json, augment
+from .data import world_items, load_images, vqa_score, generate_world, read_json, augment, check_int, check_float
 from .families import (family_of, BlipEncodeMixin, XVLMForPretraining, XVLMConfig, itc_loss, hard_negatives,
                                  FAMILIES)
-from .masks import MaskHolder, transfer
+from .masks import MaskHolder, transfer, check_masks
 
 # %% auto #0
 __all__ = ['TASKS', 'FAMILY_TASKS', 'check_task', 'BlipForRetrieval', 'BlipForNLVR', 'XVLMForTask', 'answer_list', 'task_model',
@@ -196,15 +196,18 @@ def finetune(model, task: str, masks: dict | None = None, steps: int | None = No
     "Fine-tune a task model built from `model` on `task` with `masks` held; returns the task model."
     check_task(model, task)
     default = finetune_defaults(task)
-    steps = default["steps"] if steps is None else steps
-    lr = default["lr"] if lr is None else lr
-    batch_size = batch_size or settings().get("tasks", "batch_size", int)
+    steps = check_int("steps", default["steps"] if steps is None else steps, min=0)
+    lr = check_float("lr", default["lr"] if lr is None else lr, above=0)
+    batch_size = check_int("batch_size", settings().get("tasks", "batch_size", int) if batch_size is None else batch_size, min=1)
+    check_int("seed", seed)
+    if masks: check_masks(model, masks, "masks")             # on the pretrained model: transfer drops what fits nowhere
+    data = data if data is not None else task_data(task, "train")
+    if steps and not data: raise ValueError(f"no {task} records to fine-tune on (data is empty)")
     seed_everything(seed)                                     # before the task model: its new heads are drawn here
     tm = task_model(model, task)
     tmasks = transfer(masks, model, tm) if masks else {}
     if masks and not tmasks: raise ValueError(f"none of the {len(masks)} masks names a parameter of the {task} model")
     holder = MaskHolder(tm, tmasks) if tmasks else None
-    data = data if data is not None else task_data(task, "train")
     decay = [p for p in tm.parameters() if p.ndim >= 2]
     rest = [p for p in tm.parameters() if p.ndim < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": rest, "weight_decay": 0.0}], lr=lr)
@@ -249,7 +252,7 @@ def recall_at(scores_i2t: torch.Tensor, img2txt: list[list[int]], txt2img: list[
 def eval_retrieval(tm, data: list[dict], k: int | None = None, progress: bool = True) -> dict:
     "Image–text retrieval metrics of `tm` on Karpathy-style records (`image`, `captions`)."
     fam, proc = family_of(tm).name, tm.processor
-    k = settings().get("tasks", "itm_k", int) if k is None else k
+    k = check_int("k (the ITM re-ranking depth)", settings().get("tasks", "itm_k", int) if k is None else k, min=0)
     texts, txt2img, img2txt = [], [], []
     for i, x in enumerate(data):
         img2txt.append(list(range(len(texts), len(texts) + len(x["captions"]))))
@@ -424,9 +427,10 @@ def evaluate(model, task: str, split: str = "test", data: list[dict] | None = No
              progress: bool = True, **options) -> dict:
     "Metrics (a dict) of `model` on `task`: a fine-tuned task model, or a pretrained model evaluated as it is.\n\n    `options` go to the task's evaluator (retrieval: `k`, the ITM re-ranking depth)."
     check_task(model, task)
+    check_int("limit", limit, min=1, allow_none=True)
     tm = task_model(model, task)
     data = data if data is not None else task_data(task, split)
-    if limit: data = data[:limit]
+    if limit is not None: data = data[:limit]
     if not data: raise ValueError(f"no {task} records to evaluate on (split {split!r})")
     t0 = time.time()
     fn = {"retrieval": eval_retrieval, "captioning": eval_captioning, "vqa": eval_vqa, "nlvr": eval_nlvr,
