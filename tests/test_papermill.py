@@ -28,7 +28,10 @@ def test_main_job_small(root, tmp_path):
     assert rec_file.stat().st_mtime_ns == before
 
 @pytest.mark.parametrize("bad, message", [(dict(sparsity=1.0), "sparsity=1.0"), (dict(method="magic"), "method='magic'"),
-                                          (dict(task="classification"), "task='classification'"), (dict(family="gpt"), "family='gpt'")])
+                                          (dict(task="classification"), "task='classification'"), (dict(family="gpt"), "family='gpt'"),
+                                          (dict(methd="omp"), "unknown parameter 'methd': this notebook declares family, method"),
+                                          (dict(eval_limit=-995), "eval_limit"), (dict(seed="a"), "seed"),
+                                          (dict(itm_k=-1), "itm_k"), (dict(calib_batches=0), "calib_batches")])
 def test_main_job_bad_parameters_stop_at_the_first_cell(root, tmp_path, bad, message):
     with pytest.raises(pm.PapermillExecutionError, match=message):
         execute(root, "run.ipynb", tmp_path / "out.ipynb", out_dir=str(tmp_path / "results"), **bad)

@@ -19,7 +19,7 @@ from safetensors.torch import save_file, load_file
 
 from .config import settings, read_json, write_json, sha256, seed_everything, atomic_write
 from .pruning import PruneResult, prune, METHODS
-from .data import calibration_batches
+from .data import calibration_batches, check_int, check_float
 from . import families, tasks
 
 # %% auto #0
@@ -47,22 +47,25 @@ def run_config(family: str = "blip", method: str = "multiflow", sparsity: float 
     if family not in families.FAMILIES: raise ValueError(f"family={family!r} is not known; allowed: {sorted(families.FAMILIES)}")
     if method != "dense" and method not in METHODS:
         raise ValueError(f"method={method!r} is not known; allowed: {['dense', *METHODS]}")
+    unknown = sorted(set(options) - set(METHODS[method].defaults if method != "dense" else ()))
+    if unknown: raise ValueError(f"method {method!r} has no option {', '.join(unknown)}; its options: "
+                                 f"{sorted(METHODS[method].defaults) if method != 'dense' else 'none'}")
     allowed = tasks.FAMILY_TASKS[family]
     if task not in allowed: raise ValueError(f"task={task!r} is not a task of family {family!r}; allowed: {list(allowed)}")
-    if not isinstance(sparsity, (int, float)) or not 0 <= sparsity < 1:
-        raise ValueError(f"sparsity={sparsity!r} must be a number in [0, 1)")
+    check_float("sparsity", sparsity, min=0, below=1)
     if method == "dense" and sparsity != 0: raise ValueError(f"method='dense' takes sparsity=0, got sparsity={sparsity}")
-    budget = tasks.finetune_defaults(task)
+    budget, S_int = tasks.finetune_defaults(task), lambda key: S.get("reproduce", key, int)
     cfg = dict(family=family, method=method, sparsity=float(sparsity), task=task,
-               calib_batches=calib_batches or S.get("reproduce", "calib_batches", int),
-               calib_batch_size=S.get("reproduce", "calib_batch_size", int),
-               seed=S.get("reproduce", "seed", int) if seed is None else seed,
-               finetune_steps=budget["steps"] if finetune_steps is None else finetune_steps,
+               calib_batches=check_int("calib_batches", S_int("calib_batches") if calib_batches is None else calib_batches, 1),
+               calib_batch_size=S_int("calib_batch_size"),
+               seed=check_int("seed", S_int("seed") if seed is None else seed, 0),
+               finetune_steps=check_int("finetune_steps", budget["steps"] if finetune_steps is None else finetune_steps, 0),
                finetune_lr=budget["lr"],
-               eval_limit=eval_limit, options=options, checkpoint=checkpoint_id(family))
-    if task == "retrieval" and family in ("blip", "xvlm"): cfg["itm_k"] = S.get("tasks", "itm_k", int) if itm_k is None else itm_k
-    for key in ("calib_batches", "finetune_steps"):
-        if cfg[key] < (1 if key == "calib_batches" else 0): raise ValueError(f"{key}={cfg[key]!r} must be positive")
+               eval_limit=check_int("eval_limit", eval_limit, 1, allow_none=True), options=options,
+               checkpoint=checkpoint_id(family))
+    if task == "retrieval" and family in ("blip", "xvlm"):
+        cfg["itm_k"] = check_int("itm_k", S.get("tasks", "itm_k", int) if itm_k is None else itm_k, 0)
+    elif itm_k is not None: raise ValueError(f"itm_k={itm_k!r} applies to BLIP and XVLM retrieval only, not {family} {task}")
     return cfg
 
 def config_hash(cfg: dict) -> str:

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from .config import settings, read_json, write_json, sha256, seed_everything
 from . import families, tasks
+from .data import check_int
 from .experiments import (environment, results_dir, load_records, config_hash, checkpoint_id, record_kind,
                                     is_done, NUMBER)
 from .figures import MAIN_METRICS, dense_reference
@@ -32,12 +33,6 @@ __all__ = ['STRUCTURED_FAMILIES', 'STARTS', 'EXPERIMENTS', 'VARIANTS', 'structur
 # %% ../nbs/25_upop_runs.ipynb #c005
 STRUCTURED_FAMILIES = tuple(OFFICIAL_ATTN_COST)
 STARTS = ("finetuned", "pretrained")
-
-def _count(name, value, low, allow_none=False):
-    if value is None and allow_none: return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name}={value!r} must be an integer >= {low}" + (" or None" if allow_none else ""))
-    return value
 
 def structured_config(family: str, task: str, ratio: float, method: str = "upop", schedule: str = "cosine",
                       interval: int | str | None = None, cost_mode: str = "official", search_steps: int | None = None,
@@ -57,21 +52,21 @@ def structured_config(family: str, task: str, ratio: float, method: str = "upop"
         if value not in known: raise ValueError(f"{name}={value!r} is not known; allowed: {list(known)}")
     if interval is None: interval = S.get("structured", "interval")
     if interval != "auto":
-        try: interval = _count("interval", int(interval), 1)
+        try: interval = check_int("interval", int(interval), 1)
         except (TypeError, ValueError): raise ValueError(f"interval={interval!r} must be 'auto' or an integer >= 1 (steps)") from None
     budget = tasks.finetune_defaults(task)
     cfg = dict(family=family, task=task, ratio=float(ratio), method=method, schedule=schedule, interval=interval,
                cost_mode=cost_mode,
-               search_steps=_count("search_steps", S.get("structured", "search_steps", int) if search_steps is None else search_steps, 1),
-               retrain_steps=_count("retrain_steps", budget["steps"] if retrain_steps is None else retrain_steps, 0),
+               search_steps=check_int("search_steps", S.get("structured", "search_steps", int) if search_steps is None else search_steps, 1),
+               retrain_steps=check_int("retrain_steps", budget["steps"] if retrain_steps is None else retrain_steps, 0),
                finetune_lr=budget["lr"],
-               eval_limit=_count("eval_limit", eval_limit, 1, allow_none=True), seed=_count("seed", seed, 0),
-               start=start, batch_size=_count("batch_size", batch_size or S.get("tasks", "batch_size", int), 1),
-               latency_repeats=_count("latency_repeats", latency_repeats, 1), checkpoint=checkpoint_id(family))
-    cfg["dense_steps"] = (_count("dense_steps", budget["steps"] if dense_steps is None else dense_steps, 0)
+               eval_limit=check_int("eval_limit", eval_limit, 1, allow_none=True), seed=check_int("seed", seed, 0),
+               start=start, batch_size=check_int("batch_size", batch_size if batch_size is not None else S.get("tasks", "batch_size", int), 1),
+               latency_repeats=check_int("latency_repeats", latency_repeats, 1), checkpoint=checkpoint_id(family))
+    cfg["dense_steps"] = (check_int("dense_steps", budget["steps"] if dense_steps is None else dense_steps, 0)
                           if start == "finetuned" else 0)
     if task == "retrieval" and family in ("blip", "xvlm"):
-        cfg["itm_k"] = _count("itm_k", S.get("tasks", "itm_k", int) if itm_k is None else itm_k, 0)
+        cfg["itm_k"] = check_int("itm_k", S.get("tasks", "itm_k", int) if itm_k is None else itm_k, 0)
     return cfg
 
 def structured_key(cfg: dict) -> str:
