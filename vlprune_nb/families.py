@@ -22,15 +22,15 @@ from transformers import (BlipConfig, BlipTextConfig, BlipVisionConfig, CLIPConf
 from transformers.models.blip.modeling_blip import BlipPreTrainedModel, BlipVisionModel
 from transformers.models.blip.modeling_blip_text import BlipTextModel, BlipTextLMHeadModel, BlipTextOnlyMLMHead
 
-from .config import settings, write_json, read_json
+from .config import settings, write_json, read_json, sha256
 from .data import Processor, load_tokenizer, enc_token_id, world_root, generate_world
 
 # %% auto #0
 __all__ = ['KINDS', 'FAMILIES', 'MODEL_CLASSES', 'Prunable', 'register', 'family_of', 'Family', 'tied_groups', 'itc_loss',
            'hard_negatives', 'itm_loss', 'BlipEncodeMixin', 'BlipForPretraining', 'blip_config', 'XVLMConfig',
            'XVLMForPretraining', 'xvlm_config', 'BlipFamily', 'XVLMFamily', 'ClipFamily', 'VitFamily', 'GenericFamily',
-           'generic', 'prunable', 'modalities', 'world_tokenizer', 'processor_for', 'build', 'check_shapes', 'save',
-           'checkpoint_dir', 'load']
+           'generic', 'prunable', 'modalities', 'world_tokenizer', 'processor_for', 'build', 'check_shapes',
+           'checkpoint_dir', 'weights_sha256', 'checkpoint_sha256', 'save', 'load']
 
 # %% ../nbs/02_families.ipynb #c004
 KINDS = ("self_attn", "cross_attn", "mlp")
@@ -513,6 +513,47 @@ def check_shapes(model_cls, config, weights_file: Path):
             if k in expected and expected[k] != shape:
                 raise ValueError(f"{weights_file}: tensor {k!r} has shape {shape} but the config expects {expected[k]}")
 
+# %% ../nbs/02_families.ipynb #c024c
+def checkpoint_dir(name: str) -> Path:
+    "Where the shipped dense checkpoint of family `name` lives."
+    return settings().path_of("checkpoints") / name
+
+_SHA256: dict[tuple, str] = {}
+
+def weights_sha256(path) -> str:
+    "The sha256 of the weights file `path`, computed once per (resolved path, size, mtime) in this process."
+    p = Path(path).resolve()
+    if not p.is_file(): raise FileNotFoundError(f"no weights file at {p}")
+    st = p.stat()
+    key = (str(p), st.st_size, st.st_mtime_ns)
+    if key not in _SHA256: _SHA256[key] = sha256(p)
+    return _SHA256[key]
+
+def _checkpoint_path(name_or_path) -> Path:
+    "The checkpoint directory of a family name (its shipped checkpoint) or of a path."
+    p = Path(name_or_path)
+    if str(name_or_path) in FAMILIES and not p.is_dir():
+        p = checkpoint_dir(str(name_or_path))
+        if not p.is_dir():
+            raise FileNotFoundError(f"no shipped checkpoint for family {name_or_path!r} at {p}; "
+                                    f"regenerate it with nbs/03_pretrain.ipynb")
+    elif not p.is_dir():
+        raise ValueError(f"{name_or_path!r} is neither a family ({sorted(k for k in FAMILIES if k != 'generic')}) "
+                         f"nor a checkpoint directory")
+    return p
+
+def checkpoint_sha256(name_or_path) -> str:
+    "The sha256 of a checkpoint's model.safetensors (family name or directory), checked against its manifest.json's."
+    p = _checkpoint_path(name_or_path)
+    weights, manifest = p / "model.safetensors", p / "manifest.json"
+    digest = weights_sha256(weights)
+    recorded = (read_json(manifest).get("sha256") or {}).get("model.safetensors") if manifest.is_file() else None
+    if recorded is not None and recorded != digest:
+        raise ValueError(f"{weights}: its sha256 is {digest} but {manifest} records {recorded}; "
+                         f"the file changed after the manifest was written")
+    return digest
+
+# %% ../nbs/02_families.ipynb #c024f
 def save(model: nn.Module, path, extra: dict | None = None) -> Path:
     "Save a family model as a checkpoint directory (safetensors, config, tokenizer, family.json), atomically."
     import os, shutil, tempfile
@@ -533,21 +574,9 @@ def save(model: nn.Module, path, extra: dict | None = None) -> Path:
         shutil.rmtree(tmp, ignore_errors=True); raise
     return path
 
-def checkpoint_dir(name: str) -> Path:
-    "Where the shipped dense checkpoint of family `name` lives."
-    return settings().path_of("checkpoints") / name
-
 def load(name_or_path) -> nn.Module:
     "The dense model: a family name ('blip', 'xvlm', 'clip', 'vit') or a checkpoint directory (ours or transformers')."
-    p = Path(name_or_path)
-    if str(name_or_path) in FAMILIES and not p.is_dir():
-        p = checkpoint_dir(str(name_or_path))
-        if not p.is_dir():
-            raise FileNotFoundError(f"no shipped checkpoint for family {name_or_path!r} at {p}; "
-                                    f"regenerate it with nbs/03_pretrain.ipynb")
-    elif not p.is_dir():
-        raise ValueError(f"{name_or_path!r} is neither a family ({sorted(k for k in FAMILIES if k != 'generic')}) "
-                         f"nor a checkpoint directory")
+    p = _checkpoint_path(name_or_path)
     cfg_file = p / "config.json"
     if not cfg_file.is_file(): raise FileNotFoundError(f"checkpoint {p} has no config.json")
     info = read_json(p / "family.json") if (p / "family.json").is_file() else None
@@ -555,7 +584,9 @@ def load(name_or_path) -> nn.Module:
     cls = MODEL_CLASSES.get(cls_name) or _transformers_class(cls_name, cfg_file)
     config = cls.config_class.from_pretrained(str(p))
     weights = p / "model.safetensors"
-    if weights.is_file(): check_shapes(cls, config, weights)
+    if weights.is_file():
+        checkpoint_sha256(p)
+        check_shapes(cls, config, weights)
     model = cls.from_pretrained(str(p))
     model.eval()
     fam = FAMILIES[info["family"]] if info else family_of(model)
