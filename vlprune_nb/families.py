@@ -542,8 +542,8 @@ def _some(names: list[str], n: int = 8) -> str:
     return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
 
 def check_weights(model_cls, config, weights_file: Path):
-    """Raise naming the tensors of `weights_file` that `model_cls(config)` (built on the meta device) needs but the
-    file lacks or does not have, or the first whose shape does not fit."""
+    """Raise naming the tensors `model_cls(config)` (built on the meta device) needs that `weights_file` lacks, the
+    file's tensors the model does not have, or the first tensor whose shape does not fit."""
     with torch.device("meta"): ref = model_cls(config)
     expected = {k: tuple(v.shape) for k, v in ref.state_dict().items()}
     loaded_name, found = _loaded_name(ref), {}                       # state-dict name → the file's name
