@@ -9,6 +9,7 @@ Docs: https://vlprune.github.io/vlprune_nb/families.html.md"""
 # %% ../nbs/02_families.ipynb #c002
 from __future__ import annotations
 import json, re
+from contextlib import contextmanager
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Callable
@@ -16,21 +17,21 @@ from typing import Callable
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors import safe_open
+from safetensors import safe_open, SafetensorError
 from transformers import (BlipConfig, BlipTextConfig, BlipVisionConfig, CLIPConfig, CLIPModel, ViTConfig,
                           ViTForImageClassification, PreTrainedModel, PretrainedConfig)
 from transformers.models.blip.modeling_blip import BlipPreTrainedModel, BlipVisionModel
 from transformers.models.blip.modeling_blip_text import BlipTextModel, BlipTextLMHeadModel, BlipTextOnlyMLMHead
 
-from .config import settings, write_json, read_json
+from .config import settings, write_json, read_json, sha256
 from .data import Processor, load_tokenizer, enc_token_id, world_root, generate_world
 
 # %% auto #0
 __all__ = ['KINDS', 'FAMILIES', 'MODEL_CLASSES', 'Prunable', 'register', 'family_of', 'Family', 'tied_groups', 'itc_loss',
            'hard_negatives', 'itm_loss', 'BlipEncodeMixin', 'BlipForPretraining', 'blip_config', 'XVLMConfig',
            'XVLMForPretraining', 'xvlm_config', 'BlipFamily', 'XVLMFamily', 'ClipFamily', 'VitFamily', 'GenericFamily',
-           'generic', 'prunable', 'modalities', 'world_tokenizer', 'processor_for', 'build', 'check_shapes', 'save',
-           'checkpoint_dir', 'load']
+           'generic', 'prunable', 'modalities', 'world_tokenizer', 'processor_for', 'build', 'checkpoint_dir',
+           'open_safetensors', 'check_weights', 'weights_sha256', 'checkpoint_sha256', 'save', 'load']
 
 # %% ../nbs/02_families.ipynb #c004
 KINDS = ("self_attn", "cross_attn", "mlp")
@@ -502,17 +503,105 @@ def build(name: str, tokenizer=None, **kw) -> nn.Module:
     model.processor = processor_for(model, tok)
     return model
 
+# %% ../nbs/02_families.ipynb #c023b
+def checkpoint_dir(name: str) -> Path:
+    "Where the shipped dense checkpoint of family `name` lives."
+    return settings().path_of("checkpoints") / name
+
+@contextmanager
+def open_safetensors(path):
+    "`safe_open(path)` for torch; an unreadable (truncated, garbage) file raises a ValueError naming it."
+    try:
+        with safe_open(str(path), "pt") as f: yield f
+    except SafetensorError as e:
+        raise ValueError(f"{path}: not a readable safetensors file ({e})") from None
+
 # %% ../nbs/02_families.ipynb #c024
-def check_shapes(model_cls, config, weights_file: Path):
-    "Raise naming the first tensor of `weights_file` whose shape does not fit `config` (built on the meta device)."
+def _loaded_name(ref: nn.Module):
+    "A function: a file's tensor name → (the state-dict name `from_pretrained` loads it as, whether a converter merges it)."
+    from transformers.conversion_mapping import get_model_conversion_mapping
+    from transformers.core_model_loading import WeightConverter, WeightRenaming, rename_source_key
+    maps, sd = get_model_conversion_mapping(ref), ref.state_dict()
+    renamings = [m for m in maps if isinstance(m, WeightRenaming)]
+    converters = [m for m in maps if isinstance(m, WeightConverter)]
+    def name(key):
+        new, converter = rename_source_key(key, renamings, converters, ref.base_model_prefix, sd)
+        return (key, False) if new not in sd and key in sd else (new, converter is not None)
+    return name
+
+def _tie_groups(tied: dict[str, str]) -> dict[str, set[str]]:
+    "For each name of a tied-weights mapping (target → source), all the names of its tensor."
+    groups: dict = {}
+    for a, b in tied.items():
+        g = groups.get(a, {a}) | groups.get(b, {b})
+        for k in g: groups[k] = g
+    return groups
+
+def _some(names: list[str], n: int = 8) -> str:
+    "The first `n` of `names`, and how many more."
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
+
+def check_weights(model_cls, config, weights_file: Path):
+    """Raise naming the tensors `model_cls(config)` (built on the meta device) needs that `weights_file` lacks, the
+    file's tensors the model does not have, or the first tensor whose shape does not fit."""
     with torch.device("meta"): ref = model_cls(config)
     expected = {k: tuple(v.shape) for k, v in ref.state_dict().items()}
-    with safe_open(str(weights_file), "pt") as f:
+    loaded_name, found = _loaded_name(ref), {}                       # state-dict name → the file's name
+    with open_safetensors(weights_file) as f:
         for k in f.keys():
+            key, converted = loaded_name(k)
+            if converted: found.setdefault(key, k); continue         # several file tensors merged into one
+            if key in found: raise ValueError(f"{weights_file}: tensors {found[key]!r} and {k!r} both load as {key!r}")
             shape = tuple(f.get_slice(k).get_shape())
-            if k in expected and expected[k] != shape:
-                raise ValueError(f"{weights_file}: tensor {k!r} has shape {shape} but the config expects {expected[k]}")
+            if key in expected and expected[key] != shape:
+                named = repr(k) if k == key else f"{k!r} (loaded as {key!r})"
+                raise ValueError(f"{weights_file}: tensor {named} has shape {shape} but the config expects {expected[key]}")
+            found[key] = k
+    tied, buffers = _tie_groups(ref.all_tied_weights_keys), {n for n, _ in ref.named_buffers()}
+    missing = [k for k in expected if k not in found and not tied.get(k, set()) & found.keys()]
+    unexpected = [v for k, v in found.items() if k not in expected and k not in buffers]
+    if missing or unexpected:
+        faults = ([f"{len(missing)} tensor(s) the model needs are missing: {_some(missing)}"] if missing else []) + \
+                 ([f"{len(unexpected)} tensor(s) the model does not have: {_some(unexpected)}"] if unexpected else [])
+        raise ValueError(f"{weights_file} does not fit {model_cls.__name__}: {'; '.join(faults)}")
 
+# %% ../nbs/02_families.ipynb #c024c
+_SHA256: dict[tuple, str] = {}
+
+def weights_sha256(path) -> str:
+    "The sha256 of the weights file `path`, computed once per (resolved path, size, mtime) in this process."
+    p = Path(path).resolve()
+    if not p.is_file(): raise FileNotFoundError(f"no weights file at {p}")
+    st = p.stat()
+    key = (str(p), st.st_size, st.st_mtime_ns)
+    if key not in _SHA256: _SHA256[key] = sha256(p)
+    return _SHA256[key]
+
+def _checkpoint_path(name_or_path) -> Path:
+    "The checkpoint directory of a family name (its shipped checkpoint) or of a path."
+    p = Path(name_or_path)
+    if str(name_or_path) in FAMILIES and not p.is_dir():
+        p = checkpoint_dir(str(name_or_path))
+        if not p.is_dir():
+            raise FileNotFoundError(f"no shipped checkpoint for family {name_or_path!r} at {p}; "
+                                    f"regenerate it with nbs/03_pretrain.ipynb")
+    elif not p.is_dir():
+        raise ValueError(f"{name_or_path!r} is neither a family ({sorted(k for k in FAMILIES if k != 'generic')}) "
+                         f"nor a checkpoint directory")
+    return p
+
+def checkpoint_sha256(name_or_path) -> str:
+    "The sha256 of a checkpoint's model.safetensors (family name or directory), checked against its manifest.json's."
+    p = _checkpoint_path(name_or_path)
+    weights, manifest = p / "model.safetensors", p / "manifest.json"
+    digest = weights_sha256(weights)
+    recorded = (read_json(manifest).get("sha256") or {}).get("model.safetensors") if manifest.is_file() else None
+    if recorded is not None and recorded != digest:
+        raise ValueError(f"{weights}: its sha256 is {digest} but {manifest} records {recorded}; "
+                         f"the file changed after the manifest was written")
+    return digest
+
+# %% ../nbs/02_families.ipynb #c024f
 def save(model: nn.Module, path, extra: dict | None = None) -> Path:
     "Save a family model as a checkpoint directory (safetensors, config, tokenizer, family.json), atomically."
     import os, shutil, tempfile
@@ -533,29 +622,28 @@ def save(model: nn.Module, path, extra: dict | None = None) -> Path:
         shutil.rmtree(tmp, ignore_errors=True); raise
     return path
 
-def checkpoint_dir(name: str) -> Path:
-    "Where the shipped dense checkpoint of family `name` lives."
-    return settings().path_of("checkpoints") / name
+def _family_info(p: Path) -> dict | None:
+    "The family.json of checkpoint `p` (None without one), its family checked against `FAMILIES`."
+    f = p / "family.json"
+    if not f.is_file(): return None
+    info = read_json(f)
+    if info.get("family") not in FAMILIES:
+        raise ValueError(f"{f}: unknown family {info.get('family')!r}; known: {sorted(FAMILIES)}")
+    return info
 
 def load(name_or_path) -> nn.Module:
     "The dense model: a family name ('blip', 'xvlm', 'clip', 'vit') or a checkpoint directory (ours or transformers')."
-    p = Path(name_or_path)
-    if str(name_or_path) in FAMILIES and not p.is_dir():
-        p = checkpoint_dir(str(name_or_path))
-        if not p.is_dir():
-            raise FileNotFoundError(f"no shipped checkpoint for family {name_or_path!r} at {p}; "
-                                    f"regenerate it with nbs/03_pretrain.ipynb")
-    elif not p.is_dir():
-        raise ValueError(f"{name_or_path!r} is neither a family ({sorted(k for k in FAMILIES if k != 'generic')}) "
-                         f"nor a checkpoint directory")
+    p = _checkpoint_path(name_or_path)
     cfg_file = p / "config.json"
     if not cfg_file.is_file(): raise FileNotFoundError(f"checkpoint {p} has no config.json")
-    info = read_json(p / "family.json") if (p / "family.json").is_file() else None
-    cls_name = info["class"] if info else (read_json(cfg_file).get("architectures") or [None])[0]
-    cls = MODEL_CLASSES.get(cls_name) or _transformers_class(cls_name, cfg_file)
+    info = _family_info(p)
+    cls_name, source = (info.get("class"), p / "family.json") if info else ((read_json(cfg_file).get("architectures") or [None])[0], cfg_file)
+    cls = MODEL_CLASSES.get(cls_name) or _transformers_class(cls_name, source)
     config = cls.config_class.from_pretrained(str(p))
     weights = p / "model.safetensors"
-    if weights.is_file(): check_shapes(cls, config, weights)
+    if weights.is_file():
+        checkpoint_sha256(p)
+        check_weights(cls, config, weights)
     model = cls.from_pretrained(str(p))
     model.eval()
     fam = FAMILIES[info["family"]] if info else family_of(model)
@@ -566,9 +654,9 @@ def load(name_or_path) -> nn.Module:
     model.processor = Processor(tokenizer=tok, **info["processor"]) if info and info.get("processor") else processor_for(model, tok)
     return model
 
-def _transformers_class(cls_name, cfg_file):
-    "A model class of transformers named in a config's `architectures`."
+def _transformers_class(cls_name, source: Path):
+    "The model class of transformers named `cls_name` in `source` (family.json's class or config.json's architectures)."
     import transformers
     cls = getattr(transformers, cls_name or "", None)
-    if cls is None: raise ValueError(f"{cfg_file}: unknown model class {cls_name!r} in 'architectures'")
+    if cls is None: raise ValueError(f"{source}: unknown model class {cls_name!r}")
     return cls

@@ -12,18 +12,32 @@ import torch
 import torch.nn as nn
 
 # %% auto #0
-__all__ = ['MASKS_FORMAT', 'MaskHolder', 'aliases', 'transfer', 'save_masks', 'check_masks', 'load_masks', 'sparsity_report']
+__all__ = ['MASKS_FORMAT', 'check_masks', 'MaskHolder', 'aliases', 'transfer', 'save_masks', 'load_masks', 'sparsity_report']
+
+# %% ../nbs/05_masks.ipynb #c002b
+def _check_mask(source: str, name: str, m, param: torch.Tensor | None = None):
+    "Raise unless `m` is a bool tensor (and, given `param`, of its shape); errors start with `source`."
+    if not isinstance(m, torch.Tensor) or m.dtype != torch.bool:
+        raise ValueError(f"{source}: mask {name!r} has dtype {getattr(m, 'dtype', type(m).__name__)} "
+                         f"but a mask must be a torch.bool tensor (True = kept)")
+    if param is not None and tuple(m.shape) != tuple(param.shape):
+        raise ValueError(f"{source}: mask {name!r} has shape {tuple(m.shape)} but the model's parameter has shape {tuple(param.shape)}")
+
+def check_masks(model: nn.Module, masks: dict, source: str = "masks"):
+    "Raise naming the first mask that is not a bool tensor, names no parameter of `model` (any alias counts) or has another shape."
+    params = dict(model.named_parameters(remove_duplicate=False))
+    for name, m in masks.items():
+        _check_mask(source, name, m, params.get(name))
+        if name not in params:
+            raise ValueError(f"{source}: mask {name!r} (shape {tuple(m.shape)}) names no parameter of {type(model).__name__}")
 
 # %% ../nbs/05_masks.ipynb #c003
 class MaskHolder:
     "Keeps `masks` applied to `model`: zeroes the weights now, masks their gradients, and `rezero()` after each step."
     def __init__(self, model: nn.Module, masks: dict[str, torch.Tensor]):
-        params = dict(model.named_parameters())
-        for name, m in masks.items():
-            if name not in params: raise KeyError(f"mask for {name!r}: the model has no such parameter")
-            if tuple(m.shape) != tuple(params[name].shape):
-                raise ValueError(f"mask for {name!r} has shape {tuple(m.shape)} but the weight has {tuple(params[name].shape)}")
-        self.pairs = [(params[n], m.to(params[n].device, torch.bool)) for n, m in masks.items()]
+        check_masks(model, masks, "MaskHolder")
+        params = dict(model.named_parameters(remove_duplicate=False))
+        self.pairs = [(params[n], m.to(params[n].device)) for n, m in masks.items()]
         self.hooks = [p.register_hook(lambda g, m=m: g * m) for p, m in self.pairs]
         self.rezero()
 
@@ -60,9 +74,9 @@ def transfer(masks: dict, source: nn.Module, target: nn.Module, rename: dict[str
 import json
 import numpy as np
 from pathlib import Path
-from safetensors import safe_open
 from safetensors.torch import save_file
 from .config import atomic_write
+from .families import open_safetensors
 
 MASKS_FORMAT = "vlprune-masks-bitpacked-1"
 
@@ -70,34 +84,42 @@ def save_masks(masks: dict, path) -> Path:
     "Save `masks` (name → bool tensor, e.g. a `PruneResult`) bit-packed to a safetensors file, atomically; returns the path."
     packed, shapes = {}, {}
     for name, m in masks.items():
-        b = m.detach().to("cpu", torch.bool).contiguous()
+        _check_mask("save_masks", name, m)
+        b = m.detach().cpu().contiguous()
         packed[name] = torch.from_numpy(np.packbits(b.numpy().reshape(-1)))
         shapes[name] = list(b.shape)
     meta = {"format": "pt", "vlprune": MASKS_FORMAT, "shapes": json.dumps(shapes)}
     return atomic_write(path, lambda tmp: save_file(packed, str(tmp), metadata=meta))
 
-def check_masks(model: nn.Module, masks: dict, source: str = "masks"):
-    "Raise naming the first mask that names no parameter of `model` (any alias counts) or whose shape differs from it."
-    params = dict(model.named_parameters(remove_duplicate=False))
-    for name, m in masks.items():
-        if name not in params:
-            raise ValueError(f"{source}: mask {name!r} (shape {tuple(m.shape)}) names no parameter of {type(model).__name__}")
-        if tuple(m.shape) != tuple(params[name].shape):
-            raise ValueError(f"{source}: mask {name!r} has shape {tuple(m.shape)} but the model's parameter has shape {tuple(params[name].shape)}")
+def _unpacked(path: Path, f, meta: dict) -> dict:
+    "The masks of an open bit-packed mask file `f`, each checked against the shape its metadata records."
+    try: shapes = json.loads(meta["shapes"])
+    except (KeyError, json.JSONDecodeError): raise ValueError(f"{path}: its metadata has no readable 'shapes'") from None
+    if set(shapes) != set(f.keys()):
+        raise ValueError(f"{path}: the metadata lists masks {sorted(shapes)} but the file holds {sorted(f.keys())}")
+    out = {}
+    for name, shape in shapes.items():
+        packed, n = f.get_tensor(name), int(np.prod(shape, dtype=np.int64))
+        if packed.dtype != torch.uint8 or packed.numel() != (n + 7) // 8:
+            raise ValueError(f"{path}: mask {name!r} holds {packed.numel()} {packed.dtype} values, "
+                             f"not the {(n + 7) // 8} bytes its shape {shape} packs into")
+        out[name] = torch.from_numpy(np.unpackbits(packed.numpy(), count=n).astype(bool)).view(shape)
+    return out
 
 def load_masks(path, model: nn.Module | None = None) -> dict:
     "Masks saved by `save_masks` (or a safetensors file of bool/0-1 tensors), checked against `model` when given."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"no mask file at {path}")
-    out = {}
-    with safe_open(str(path), "pt") as f:
+    with open_safetensors(path) as f:
         meta = f.metadata() or {}
-        if meta.get("vlprune") == MASKS_FORMAT:
-            for name, shape in json.loads(meta["shapes"]).items():
-                bits = np.unpackbits(f.get_tensor(name).numpy(), count=int(np.prod(shape, dtype=np.int64)))
-                out[name] = torch.from_numpy(bits.astype(bool)).view(shape)
+        if meta.get("vlprune") == MASKS_FORMAT: out = _unpacked(path, f, meta)
         else:
-            for name in f.keys(): out[name] = f.get_tensor(name) != 0
+            out = {}
+            for name in f.keys():
+                t = f.get_tensor(name)
+                if t.dtype != torch.bool and not ((t == 0) | (t == 1)).all():
+                    raise ValueError(f"{path}: tensor {name!r} ({t.dtype}) holds values other than 0 and 1; a mask is bool or 0/1")
+                out[name] = t != 0
     if model is not None: check_masks(model, out, str(path))
     return out
 
@@ -111,9 +133,8 @@ def sparsity_report(model: nn.Module, masks: dict) -> dict:
         n = params[r.name].numel()
         key = next((a for a in al.get(r.name, [r.name]) if a in masks), None)
         m = masks[key] if key is not None else None
-        if m is not None and tuple(m.shape) != tuple(params[r.name].shape):
-            raise ValueError(f"mask {key!r} has shape {tuple(m.shape)} but the model's parameter has shape {tuple(params[r.name].shape)}")
-        pruned = int((~m.to(torch.bool)).sum()) if m is not None else 0
+        if m is not None: _check_mask("sparsity_report", key, m, params[r.name])
+        pruned = int((~m).sum()) if m is not None else 0
         used.update(al.get(r.name, [r.name]))
         layers.append({"name": r.name, "modality": r.modality, "layer": r.layer, "kind": r.kind,
                        "numel": n, "pruned": pruned, "sparsity": pruned / n})

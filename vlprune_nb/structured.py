@@ -14,14 +14,13 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-from safetensors import safe_open
 from safetensors.torch import save_model, load_model
 from tqdm.auto import tqdm
 from transformers.models.blip.modeling_blip import BlipAttention
 
 from .config import settings, seed_everything, write_json, read_json
 from .data import Processor, load_tokenizer
-from .families import prunable, family_of, MODEL_CLASSES
+from .families import prunable, family_of, MODEL_CLASSES, open_safetensors
 from . import tasks as _tasks
 from .tasks import check_task, task_model, task_data, task_loss, finetune, evaluate
 
@@ -344,12 +343,13 @@ def masked(model: nn.Module, structure: dict) -> nn.Module:
     return m.eval()
 
 # %% ../nbs/20_structured.ipynb #c025
-def _model_class(name: str):
+def _model_class(name: str, manifest: Path):
+    "The model class `manifest` names: ours, the task models', or one of transformers'."
     import transformers
     known = {**MODEL_CLASSES, "BlipForRetrieval": _tasks.BlipForRetrieval, "BlipForNLVR": _tasks.BlipForNLVR,
              "XVLMForTask": _tasks.XVLMForTask}
     cls = known.get(name) or getattr(transformers, name, None)
-    if cls is None: raise ValueError(f"unknown model class {name!r} in the manifest")
+    if cls is None: raise ValueError(f"{manifest}: unknown model class {name!r}")
     return cls
 
 def _manifest(model) -> dict:
@@ -386,11 +386,14 @@ def load_extracted(path) -> nn.Module:
     "Rebuild an extracted model saved by `save_extracted` (shapes checked against the manifest, tensor by tensor)."
     path = Path(path)
     for f in ("manifest.json", "config.json", "model.safetensors"):
-        if not (path / f).is_file(): raise FileNotFoundError(f"{path} has no {f}; not a saved extracted model")
+        if not (path / f).is_file(): raise FileNotFoundError(f"{path} has no {f}: expected a directory written by save_extracted")
     man = read_json(path / "manifest.json")
-    cls = _model_class(man["class"])
+    if man.get("format") != "vlprune_extracted/1":
+        raise ValueError(f"{path}: its manifest.json has format {man.get('format')!r}, not 'vlprune_extracted/1': expected a "
+                         f"directory written by save_extracted (a dense checkpoint loads with families.load)")
+    cls = _model_class(man["class"], path / "manifest.json")
     config = cls.config_class.from_pretrained(str(path))
-    with safe_open(str(path / "model.safetensors"), "pt") as f:
+    with open_safetensors(path / "model.safetensors") as f:
         file_shapes = {k: list(f.get_slice(k).get_shape()) for k in f.keys()}
     for e in man["modules"].values():
         for lin, shape in e["linears"].items():
