@@ -31,8 +31,8 @@ __all__ = ['NUMBER', 'RECORD_KINDS', 'PRUNE_KEYS', 'BENCHMARK_METHODS', 'TABLE_V
 
 # %% ../nbs/30_experiments.ipynb #c004
 def checkpoint_sha256(family: str) -> str:
-    "The sha256 of `family`'s shipped model.safetensors, as its manifest records it."
-    return read_json(families.checkpoint_dir(family) / "manifest.json")["sha256"]["model.safetensors"]
+    "The sha256 of `family`'s shipped model.safetensors, computed from the file (cached) and checked against its manifest."
+    return families.checkpoint_sha256(family)
 
 def checkpoint_id(family: str) -> str:
     "The identity of `family`'s shipped checkpoint in configurations: the first 12 hex digits of its sha256."
