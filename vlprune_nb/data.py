@@ -8,8 +8,8 @@ Docs: https://vlprune.github.io/vlprune_nb/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #c002
 from __future__ import annotations
-import fcntl, json, math, numbers, os, random, shutil
-from dataclasses import dataclass, field
+import fcntl, math, numbers, os, random, shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .config import settings, write_json, read_json, atomic_write
+from .config import settings, write_json, read_json
 
 # %% auto #0
 __all__ = ['SHAPES', 'COLOURS', 'SIZES', 'ROWS', 'COLS', 'NUMBER_WORDS', 'CLASSES', 'SPECIAL_TOKENS', 'IMAGE_SUFFIXES',
