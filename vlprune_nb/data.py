@@ -8,8 +8,8 @@ Docs: https://vlprune.github.io/vlprune_nb/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #c002
 from __future__ import annotations
-import fcntl, json, math, numbers, random, shutil
-from dataclasses import dataclass, field
+import fcntl, math, numbers, os, random, shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,14 +18,15 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .config import settings, write_json, read_json, atomic_write
+from .config import settings, write_json, read_json
 
 # %% auto #0
 __all__ = ['SHAPES', 'COLOURS', 'SIZES', 'ROWS', 'COLS', 'NUMBER_WORDS', 'CLASSES', 'SPECIAL_TOKENS', 'IMAGE_SUFFIXES',
-           'check_int', 'check_float', 'position_name', 'Obj', 'sample_scene', 'render', 'caption_pool', 'describe',
-           'ask', 'vqa_score', 'nlvr_statement', 'build_tokenizer', 'load_tokenizer', 'enc_token_id', 'world_root',
-           'generate_world', 'read_pretrain', 'read_karpathy', 'read_vqa', 'read_nlvr', 'read_image_folder',
-           'load_image', 'load_images', 'Processor', 'augment', 'world_items', 'calibration_batches']
+           'check_int', 'check_float', 'check_flag', 'check_choice', 'check_directory', 'position_name', 'Obj',
+           'sample_scene', 'render', 'caption_pool', 'describe', 'ask', 'vqa_score', 'nlvr_statement',
+           'build_tokenizer', 'load_tokenizer', 'enc_token_id', 'world_root', 'generate_world', 'read_pretrain',
+           'read_karpathy', 'read_vqa', 'read_nlvr', 'read_image_folder', 'load_image', 'load_images', 'Processor',
+           'augment', 'world_items', 'calibration_batches']
 
 # %% ../nbs/01_data.ipynb #c002b
 def _allowed(kind: str, min=None, above=None, below=None, allow_none: bool = False) -> str:
@@ -46,6 +47,21 @@ def check_float(name: str, value, min=None, above=None, below=None, allow_none: 
             and (min is None or value >= min) and (above is None or value > above) and (below is None or value < below)):
         return value
     raise ValueError(f"{name} must be {_allowed('a finite number', min, above, below, allow_none)}, got {value!r}")
+
+def check_flag(name: str, value) -> bool:
+    "`value` if it is True or False (0 and 1 are not); else a ValueError naming `name`."
+    if isinstance(value, bool): return value
+    raise ValueError(f"{name} must be True or False, got {value!r}")
+
+def check_choice(name: str, value, choices):
+    "`value` if it is one of `choices`; else a ValueError naming `name` and listing them."
+    if value in choices: return value
+    raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+
+def check_directory(name: str, value, allow_none: bool = False):
+    "`value` if it is the path of an existing directory (or None with `allow_none`); else a ValueError naming `name`."
+    if (value is None and allow_none) or (isinstance(value, (str, os.PathLike)) and Path(value).is_dir()): return value
+    raise ValueError(f"{name} must be {'None or ' if allow_none else ''}an existing directory, got {value!r}")
 
 # %% ../nbs/01_data.ipynb #c004
 SHAPES = ["square", "circle", "triangle", "cross", "diamond", "ring"]

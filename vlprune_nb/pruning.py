@@ -8,23 +8,26 @@ Docs: https://vlprune.github.io/vlprune_nb/pruning.html.md"""
 
 # %% ../nbs/10_pruning.ipynb #c002
 from __future__ import annotations
-import math, numbers, os, re, shutil, tempfile, time
+import math, os, re, shutil, tempfile, time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
+from types import SimpleNamespace
 from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
 import torch.nn as nn
 
+from .data import check_int, check_float, check_flag, check_choice, check_directory
 from .families import Prunable, family_of, prunable
 
 # %% auto #0
-__all__ = ['METHODS', 'n_pruned', 'lowest_k', 'Method', 'PruneContext', 'PruneResult', 'preserved', 'prune', 'scores',
-           'global_threshold', 'apportion', 'per_layer', 'normal', 'magnitude', 'l2_normalised', 'lamp_score', 'lamp',
-           'token_side', 'ActivationStats', 'activation_stats', 'flow_terms', 'flow', 'flow_nodes', 'flow_inverted',
-           'prior_counts', 'modality_prior', 'gradient_mode', 'pretraining_loss', 'mean_gradient', 'snip_saliency',
+__all__ = ['METHODS', 'OPTION_CHECKS', 'CALIB_KEYS', 'SCHEDULES', 'n_pruned', 'lowest_k', 'Method', 'PruneContext', 'PruneResult',
+           'check_calibration', 'preserved', 'prune', 'scores', 'global_threshold', 'apportion', 'per_layer', 'normal',
+           'magnitude', 'l2_normalised', 'lamp_score', 'lamp', 'non_finite', 'token_side', 'ActivationStats',
+           'activation_stats', 'flow_terms', 'flow', 'flow_nodes', 'flow_inverted', 'prior_counts', 'modality_prior',
+           'gradient_mode', 'finite_inputs', 'pretraining_loss', 'check_gradients', 'mean_gradient', 'snip_saliency',
            'schedule', 'iterate', 'chita_blocks', 'GradientStore', 'chita_objective', 'prune_ls', 'ridge_refit',
            'heuristic_ls', 'per_batch_gradients', 'chita_solve', 'chita_iht', 'swapped', 'trained_mask']
 
@@ -67,6 +70,8 @@ class PruneContext:
     report: dict = field(default_factory=dict)
     keep: dict | None = None            # current masks inside an iterative method
     cache: dict = field(default_factory=dict)
+    method: str = ""                    # the method's name, for errors
+    calib_index: list | None = None     # inside an iterative step: the place of each of its batches in the caller's calib
 
     def __post_init__(self):
         ps = dict(self.model.named_parameters())
@@ -74,6 +79,9 @@ class PruneContext:
 
     @property
     def family(self): return family_of(self.model)
+    def batch_index(self, i: int) -> int:
+        "The place in the caller's calibration batches of this context's batch `i`."
+        return self.calib_index[i] if self.calib_index is not None else i
     def weights(self) -> dict: return {n: p.detach() for n, p in self.params.items()}
 
 class PruneResult(dict):
@@ -93,22 +101,48 @@ class PruneResult(dict):
         return model
 
 # %% ../nbs/10_pruning.ipynb #c009
-def _check_sparsity(sparsity):
-    ok = isinstance(sparsity, numbers.Real) and not isinstance(sparsity, bool) and 0 <= sparsity < 1
-    if not ok: raise ValueError(f"sparsity must be a number in [0, 1), got {sparsity!r}")
+OPTION_CHECKS: dict[str, Callable] = {}      # option name → check(name, value), filled next to the methods that take it
 
 def _check_method(method: str, options: dict) -> Method:
+    "The method's spec, after checking its name, that it takes every option given, and each option's value (`OPTION_CHECKS`)."
     if method not in METHODS: raise ValueError(f"unknown method {method!r}; known methods: {', '.join(METHODS)}")
     spec = METHODS[method]
     unknown = sorted(set(options) - set(spec.defaults))
     if unknown: raise TypeError(f"method {method!r} got unknown options {unknown}; it takes {sorted(spec.defaults) or 'none'}")
+    for k, v in options.items(): OPTION_CHECKS[k](f"{method}: {k}", v)
     return spec
 
-def _check_calib(method: str, spec: Method, calib) -> list | None:
+CALIB_KEYS = {"blip": ("pixel_values", "input_ids", "attention_mask"), "xvlm": ("pixel_values", "input_ids", "attention_mask"),
+              "clip": ("pixel_values", "input_ids", "attention_mask"), "vit": ("pixel_values", "labels")}
+
+def check_calibration(model: nn.Module, batches: list):
+    "Raise naming the batch and its fault when a calibration batch does not fit `model`'s family: keys, tensors' batch sizes, image size."
+    fam = family_of(model).name
+    if fam not in CALIB_KEYS: return                          # a generic module takes whatever its forward takes
+    want, vc = CALIB_KEYS[fam], getattr(model.config, "vision_config", model.config)
+    image = (getattr(vc, "num_channels", 3), vc.image_size, vc.image_size)
+    for i, b in enumerate(batches):
+        at = f"calibration batch {i}"
+        if not isinstance(b, dict): raise ValueError(f"{at} is a {type(b).__name__}; {fam} takes dicts with keys {list(want)} (as data.calibration_batches makes)")
+        missing, extra = [k for k in want if k not in b], sorted(set(b) - set(want))
+        if missing or extra:
+            faults = [f"{what} keys {keys}" for what, keys in (("missing", missing), ("unexpected", extra)) if keys]
+            raise ValueError(f"{at}: {', '.join(faults)}; {fam} takes the keys {list(want)} (as data.calibration_batches makes)")
+        not_tensor = next((k for k in want if not isinstance(b[k], torch.Tensor)), None)
+        if not_tensor: raise ValueError(f"{at}: {not_tensor!r} is a {type(b[not_tensor]).__name__}, not a tensor")
+        if tuple(b["pixel_values"].shape[1:]) != image:
+            raise ValueError(f"{at}: pixel_values has shape {tuple(b['pixel_values'].shape)}; the model's config takes "
+                             f"{image[1]}×{image[2]} images, i.e. (batch, {', '.join(map(str, image))})")
+        sizes = {k: len(b[k]) for k in want}
+        if len(set(sizes.values())) > 1: raise ValueError(f"{at}: its tensors disagree on the batch size: {sizes}")
+
+def _check_calib(method: str, spec: Method, calib, model: nn.Module) -> list | None:
+    "The calibration batches as a list (None for a data-free method), after `check_calibration`."
     if not spec.data: return None
     if calib is None: raise ValueError(f"method {method!r} is data-driven: pass calibration batches as `calib`")
     batches = [calib] if isinstance(calib, (dict, torch.Tensor)) else list(calib)
     if not batches: raise ValueError(f"method {method!r}: the calibration batches are empty")
+    check_calibration(model, batches)
     return batches
 
 @contextmanager
@@ -126,14 +160,27 @@ def preserved(model: nn.Module, names):
         for p, r, g in flags: p.requires_grad_(r); p.grad = g
 
 def _setup(model, method, sparsity, calib, seed, options):
-    _check_sparsity(sparsity)
+    "Check every argument of `prune` / `scores`; returns the method's spec and the context."
+    check_float("sparsity", sparsity, min=0, below=1)
+    check_int("seed", seed)
     spec = _check_method(method, options)
     records = prunable(model)
     if not records: raise ValueError(f"{type(model).__name__} has no prunable weights (family {family_of(model).name!r})")
-    batches = _check_calib(method, spec, calib)
-    return spec, PruneContext(model, records, batches, seed, {**spec.defaults, **options})
+    batches = _check_calib(method, spec, calib, model)
+    return spec, PruneContext(model, records, batches, seed, {**spec.defaults, **options}, method=method)
 
 def _as_pair(out): return out if isinstance(out, tuple) else (out, None)
+
+def _score_and_allocate(spec: Method, ctx: PruneContext, sparsity: float) -> tuple:
+    """(masks, weights or None) of one score and allocation. Inside an iterative method (`ctx.keep` set) previously
+    pruned weights score −∞. A score that holds a file (CHITA's gradient store) is closed whatever happens."""
+    sc = spec.score(ctx, sparsity)
+    try:
+        if ctx.keep is not None and isinstance(sc, dict):
+            sc = {n: torch.where(ctx.keep[n].to(v.device), v, torch.full_like(v, -math.inf)) for n, v in sc.items()}
+        return _as_pair(spec.allocation(sc, sparsity, ctx))
+    finally:
+        if hasattr(sc, "close"): sc.close()
 
 def prune(model: nn.Module, method: str, sparsity: float, calib=None, *, seed: int = 0, **options) -> PruneResult:
     """Prune `model`'s prunable weights (`families.prunable`) with `method` (a key of `METHODS`) to `sparsity`.
@@ -146,7 +193,7 @@ def prune(model: nn.Module, method: str, sparsity: float, calib=None, *, seed: i
     t0 = time.perf_counter()
     with preserved(model, ctx.params):
         if spec.schedule: masks, weights = iterate(spec, ctx, sparsity)
-        else: masks, weights = _as_pair(spec.allocation(spec.score(ctx, sparsity), sparsity, ctx))
+        else: masks, weights = _score_and_allocate(spec, ctx, sparsity)
     masks = {n: masks[n].detach().to("cpu", torch.bool) for n in ctx.params}
     N = sum(m.numel() for m in masks.values()); P = sum(int((~m).sum()) for m in masks.values())
     by_mod = {}
@@ -231,6 +278,18 @@ METHODS.update({
 # %% ../nbs/10_pruning.ipynb #c019
 _KV = re.compile(r"(^|\.)(key|value|k_proj|v_proj|k|v)\.weight$")
 
+def non_finite(method: str, what: str, batch: int | None = None) -> ValueError:
+    "The error for a NaN or inf met while pruning: which method, where (a layer's input, a gradient, the loss), which calibration batch."
+    at = f" on calibration batch {batch}" if batch is not None else ""
+    return ValueError(f"{method}: non-finite {what}{at}: the calibration batches gave non-finite values "
+                      "(check them for NaN, inf or values far out of the model's input range)")
+
+def _weight_modules(model: nn.Module, records: list) -> list[tuple[nn.Module, Prunable]]:
+    "Each module whose `weight` is a prunable parameter, with that parameter's record (a module shared by two parents once)."
+    params = dict(model.named_parameters())
+    by_id = {id(params[r.name]): r for r in records}
+    return [(mod, by_id[id(mod.weight)]) for mod in model.modules() if id(getattr(mod, "weight", None)) in by_id]
+
 def token_side(record: Prunable) -> bool:
     "Whether a layer's input is text tokens (PAD dropped): not vision, and not a cross-attention key/value projection."
     return record.modality != "vision" and not (record.kind == "cross_attn" and bool(_KV.search(record.name)))
@@ -239,16 +298,14 @@ class ActivationStats:
     "Forward hooks on the prunable Linear layers accumulating Σ x_j² over kept tokens and the number of sequences."
     def __init__(self, model: nn.Module, records: list):
         params = dict(model.named_parameters())
-        by_id = {id(params[r.name]): r for r in records}
         self.sums = {r.name: torch.zeros(params[r.name].shape[-1], dtype=torch.float64, device=params[r.name].device) for r in records}
         self.nseq = {r.name: 0 for r in records}
         self.order, self.handles, hooked = {}, [], set()
         self.set_batch(None)
-        for mod in model.modules():
-            r = by_id.get(id(getattr(mod, "weight", None))) if isinstance(mod, nn.Linear) else None
-            if r is not None:
-                kv = r.kind == "cross_attn" and not token_side(r)
-                self.handles.append(mod.register_forward_hook(partial(self._hook, r.name, token_side(r), kv))); hooked.add(r.name)
+        for mod, r in _weight_modules(model, records):
+            if not isinstance(mod, nn.Linear): continue
+            kv = r.kind == "cross_attn" and not token_side(r)
+            self.handles.append(mod.register_forward_hook(partial(self._hook, r.name, token_side(r), kv))); hooked.add(r.name)
         missing = [r.name for r in records if r.name not in hooked]
         if missing: raise ValueError(f"MULTIFLOW scores nn.Linear weights; {missing[0]!r} is not the weight of an nn.Linear")
 
@@ -277,11 +334,11 @@ class ActivationStats:
         self.nseq[name] += x.shape[0] if x.dim() == 3 else math.prod(x.shape[:-2]) if x.dim() > 3 else x.shape[0] if x.dim() == 2 else 1
         if name not in self.order: self.order[name] = len(self.order)
 
-    def check(self):
-        "Raise naming the first layer (in forward order) whose statistics are no longer finite."
+    def check(self, method: str = "multiflow", batch: int | None = None):
+        "Raise `non_finite` naming the first layer (in forward order) whose statistics are no longer finite."
         if torch.isfinite(torch.cat(list(self.sums.values()))).all(): return
         bad = sorted((n for n, s in self.sums.items() if not torch.isfinite(s).all()), key=lambda n: self.order.get(n, 1 << 30))
-        raise ValueError(f"non-finite activations at the input of layer {bad[0]!r}")
+        raise non_finite(method, f"activations at the input of layer {bad[0]!r}", batch)
 
     def remove(self):
         for h in self.handles: h.remove()
@@ -294,21 +351,21 @@ class ActivationStats:
         return {n: (self.sums[n] / self.nseq[n]).float() for n in self.sums}
 
 @torch.no_grad()
-def activation_stats(model: nn.Module, calib, records: list | None = None) -> dict:
-    "Mean squared input activation a_j of every prunable layer over the calibration batches (eval mode, forward only)."
+def activation_stats(model: nn.Module, calib, records: list | None = None, method: str = "multiflow") -> dict:
+    "Mean squared input activation a_j of every prunable layer over the calibration batches (eval mode, forward only); errors name `method`."
     records = records or prunable(model)
     fam, stats, mode = family_of(model), ActivationStats(model, records), model.training
     model.eval()
     try:
-        for batch in calib:
-            stats.set_batch(batch); fam.calibration_forward(model, batch); stats.check()
+        for i, batch in enumerate(calib):
+            stats.set_batch(batch); fam.calibration_forward(model, batch); stats.check(method, i)
     finally:
         stats.remove(); model.train(mode)
     return stats.result()
 
 # %% ../nbs/10_pruning.ipynb #c023
 def _stats(ctx: PruneContext) -> dict:
-    if "activations" not in ctx.cache: ctx.cache["activations"] = activation_stats(ctx.model, ctx.calib, ctx.records)
+    if "activations" not in ctx.cache: ctx.cache["activations"] = activation_stats(ctx.model, ctx.calib, ctx.records, ctx.method)
     return ctx.cache["activations"]
 
 def flow_terms(w: torch.Tensor, a: torch.Tensor) -> tuple:
@@ -370,20 +427,44 @@ def gradient_mode(ctx: PruneContext, train: bool = False, prunable_grads: bool =
     for p in ctx.model.parameters(): p.requires_grad_(prunable_grads and id(p) in ids); p.grad = None
     yield
 
-def pretraining_loss(ctx: PruneContext, batch, generator=None, model=None) -> torch.Tensor:
-    "The family's pretraining loss of one calibration batch; raises if it is not finite."
+@contextmanager
+def finite_inputs(ctx: PruneContext):
+    """Forward pre-hooks on the prunable layers: the first non-finite input raises `non_finite`, naming the layer (and
+    the batch: set `.batch` on the object yielded to its index in `ctx.calib`), before a NaN reaches an op that fails
+    without saying where (hard-negative sampling: "probability tensor contains either inf, nan or element < 0")."""
+    state = SimpleNamespace(batch=None, last=None)
+    def hook(name, mod, args):
+        x = args[0] if args else None
+        if not isinstance(x, torch.Tensor) or x is state.last: return      # q, k and v share their input: one check
+        state.last = x
+        if not torch.isfinite(x).all():
+            raise non_finite(ctx.method, f"activations at the input of layer {name!r}", None if state.batch is None else ctx.batch_index(state.batch))
+    handles = [mod.register_forward_pre_hook(partial(hook, r.name)) for mod, r in _weight_modules(ctx.model, ctx.records)]
+    try: yield state
+    finally:
+        for h in handles: h.remove()
+
+def pretraining_loss(ctx: PruneContext, batch, generator=None, model=None, index: int | None = None) -> torch.Tensor:
+    "The family's pretraining loss of one calibration batch (number `index` of `ctx.calib`); raises `non_finite` if it is not finite."
     loss = ctx.family.pretraining_loss(model or ctx.model, batch, generator)["loss"]
-    if not torch.isfinite(loss): raise ValueError(f"the pretraining loss is {float(loss)} on a calibration batch")
+    if not torch.isfinite(loss): raise non_finite(ctx.method, f"pretraining loss ({float(loss)})", ctx.batch_index(index) if index is not None else None)
     return loss
+
+def check_gradients(ctx: PruneContext, grads: dict, index: int):
+    "Raise `non_finite` naming the first parameter whose gradient (name → tensor or None) on batch `index` of `ctx.calib` is not finite."
+    bad = next((n for n, g in grads.items() if g is not None and not torch.isfinite(g).all()), None)
+    if bad is not None: raise non_finite(ctx.method, f"gradient of {bad!r}", ctx.batch_index(index))
 
 def mean_gradient(ctx: PruneContext) -> dict:
     "Mean over the calibration batches of the pretraining loss's gradient for each prunable weight."
     gen = torch.Generator().manual_seed(ctx.seed)
     total = {n: torch.zeros_like(p) for n, p in ctx.params.items()}
-    with gradient_mode(ctx):
-        for batch in ctx.calib:
+    with gradient_mode(ctx), finite_inputs(ctx) as guard:
+        for i, batch in enumerate(ctx.calib):
+            guard.batch = i
             for p in ctx.params.values(): p.grad = None
-            pretraining_loss(ctx, batch, gen).backward()
+            pretraining_loss(ctx, batch, gen, index=i).backward()
+            check_gradients(ctx, {n: p.grad for n, p in ctx.params.items()}, i)
             for n, p in ctx.params.items():
                 if p.grad is not None: total[n] += p.grad
     return {n: g / len(ctx.calib) for n, g in total.items()}
@@ -396,16 +477,18 @@ def snip_saliency(ctx: PruneContext, sparsity: float) -> dict:
 METHODS["snip"] = Method(snip_saliency, global_threshold, data=True)
 
 # %% ../nbs/10_pruning.ipynb #c039
+SCHEDULES = ("exp", "const", "linear")
+
 def schedule(kind: str, steps: int, sparsity: float, reference_quirks: bool = False) -> list[float]:
     "Sparsities s_0..s_{T-1} of an iterative method: 'exp', 'const' or 'linear' (fixed to end at s)."
-    if not isinstance(steps, int) or steps < 1: raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    check_int("steps", steps, min=1)
     T, s = steps, sparsity
     if kind == "exp": out = [1 - (1 - s) ** ((t + 1) / T) for t in range(T)]
     elif kind == "const": out = [s] * T
     elif kind == "linear":
         if reference_quirks: return [s + (1 - s) * (t + 1) / T for t in range(T)]
         out = [s * (t + 1) / T for t in range(T)]
-    else: raise ValueError(f"unknown schedule {kind!r}; known: exp, const, linear")
+    else: raise ValueError(f"unknown schedule {kind!r}; known: {', '.join(SCHEDULES)}")
     out[-1] = s
     return out
 
@@ -416,12 +499,9 @@ def iterate(spec: Method, ctx: PruneContext, sparsity: float) -> tuple:
     per = o["batches_per_step"] or max(1, len(ctx.calib) // len(sched))
     keep, weights, steps, history = None, None, [], []
     for t, s_t in enumerate(sched):
-        batches = [ctx.calib[(t * per + i) % len(ctx.calib)] for i in range(per)]
-        step = replace(ctx, calib=batches, keep=keep, cache={}, report={})
-        sc = spec.score(step, s_t)
-        if keep is not None and isinstance(sc, dict):
-            sc = {n: torch.where(keep[n].to(v.device), v, torch.full_like(v, -math.inf)) for n, v in sc.items()}
-        masks, new = _as_pair(spec.allocation(sc, s_t, step))
+        idx = [(t * per + i) % len(ctx.calib) for i in range(per)]
+        step = replace(ctx, calib=[ctx.calib[i] for i in idx], calib_index=idx, keep=keep, cache={}, report={})
+        masks, new = _score_and_allocate(spec, step, s_t)
         keep = {n: masks[n] & keep[n] for n in masks} if keep is not None else masks
         with torch.no_grad():
             for n, p in ctx.params.items():
@@ -437,6 +517,8 @@ def iterate(spec: Method, ctx: PruneContext, sparsity: float) -> tuple:
     return keep, weights
 
 _ITER = dict(steps=5, batches_per_step=None, schedule="exp", reference_quirks=False, keep_history=False)
+OPTION_CHECKS.update(steps=partial(check_int, min=1), batches_per_step=partial(check_int, min=1, allow_none=True),
+                     schedule=partial(check_choice, choices=SCHEDULES), reference_quirks=check_flag, keep_history=check_flag)
 METHODS["itersnip"] = Method(snip_saliency, global_threshold, schedule="exp", data=True, defaults=_ITER)
 
 # %% ../nbs/10_pruning.ipynb #c042
@@ -457,11 +539,14 @@ class GradientStore:
     def __init__(self, n: int, sizes: list[int], block_size: int = 10_000, directory=None, buffer_bytes: int = 256 * 2**20):
         self.n, self.p = n, sum(sizes)
         self.blocks = chita_blocks(sizes, block_size)
-        self.dir = tempfile.mkdtemp(prefix="vlprune_chita_", dir=directory)
-        self.path = os.path.join(self.dir, "gradients.f32")
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        os.ftruncate(self.fd, 4 * n * self.p)
-        self.buf = np.empty((max(1, min(n, buffer_bytes // (4 * self.p))), self.p), np.float32)
+        self.dir, self.fd = tempfile.mkdtemp(prefix="vlprune_chita_", dir=directory), None
+        try:                                                          # a failure here (disk, memory) leaves no directory behind
+            self.path = os.path.join(self.dir, "gradients.f32")
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            os.ftruncate(self.fd, 4 * n * self.p)
+            self.buf = np.empty((max(1, min(n, buffer_bytes // (4 * self.p))), self.p), np.float32)
+        except BaseException:
+            self.close(); raise
         self.nbuf, self.rows = 0, 0
 
     def append(self, row: torch.Tensor):
@@ -499,6 +584,7 @@ class GradientStore:
         return out
 
     def close(self):
+        "Close and delete the file (and its directory); safe to call twice."
         if self.fd is not None: os.close(self.fd); self.fd = None
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -587,10 +673,12 @@ def per_batch_gradients(ctx: PruneContext, sparsity: float) -> GradientStore:
         keep = torch.cat([ctx.keep[n].reshape(-1) for n in params]) if ctx.keep is not None else None
         alpha, y = torch.zeros(store.p, dtype=torch.float64), torch.zeros(store.n)
         gen = torch.Generator().manual_seed(ctx.seed)
-        with gradient_mode(ctx):
+        with gradient_mode(ctx), finite_inputs(ctx) as guard:
             for i, batch in enumerate(ctx.calib):
+                guard.batch = i
                 for p in params.values(): p.grad = None
-                pretraining_loss(ctx, batch, gen).backward()
+                pretraining_loss(ctx, batch, gen, index=i).backward()
+                check_gradients(ctx, {n: p.grad for n, p in params.items()}, i)
                 row = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).float().cpu() for p in params.values()])
                 if keep is not None: row = row * keep
                 y[i] = _dot(row, wbar); alpha += row.double(); store.append(row)
@@ -616,14 +704,10 @@ def chita_solve(store: GradientStore, k: int, lam2: float) -> torch.Tensor:
     return out
 
 def chita_iht(store: GradientStore, sparsity: float, ctx: PruneContext) -> tuple:
-    "Allocation of CHITA: solve, then masks = new weights ≠ 0; returns (masks, weights)."
-    lam = ctx.options["lam"]
-    if not lam > 0: raise ValueError(f"CHITA's ridge penalty lam must be > 0, got {lam!r}")
-    try:
-        k = store.p - n_pruned(sparsity, store.p)
-        t0 = time.perf_counter()
-        beta = chita_solve(store, k, store.n * lam / 2)
-    finally: store.close()
+    "Allocation of CHITA: solve, then masks = new weights ≠ 0; returns (masks, weights). `_score_and_allocate` closes the store."
+    lam, k = ctx.options["lam"], store.p - n_pruned(sparsity, store.p)
+    t0 = time.perf_counter()
+    beta = chita_solve(store, k, store.n * lam / 2)
     like = {n: p for n, p in ctx.params.items()}
     weights = {n: w.clone().to(like[n]) for n, w in _split(beta, like).items()}
     masks = {n: w != 0 for n, w in weights.items()}
@@ -635,6 +719,7 @@ def chita_iht(store: GradientStore, sparsity: float, ctx: PruneContext) -> tuple
 
 chita_iht.changes_weights = True
 _CHITA = dict(lam=0.1, block_size=10_000, workdir=None)
+OPTION_CHECKS.update(lam=partial(check_float, above=0), block_size=partial(check_int, min=1), workdir=partial(check_directory, allow_none=True))
 METHODS["chita"] = Method(per_batch_gradients, chita_iht, data=True, defaults=_CHITA)
 METHODS["chita++"] = Method(per_batch_gradients, chita_iht, schedule="exp", data=True, defaults={**_CHITA, **_ITER})
 
@@ -672,14 +757,18 @@ def trained_mask(ctx: PruneContext, sparsity: float) -> dict:
     opt = torch.optim.AdamW(S.values(), lr=o["lr"], weight_decay=o["weight_decay"])
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: max(0.0, 1 - i / steps))
     gen = torch.Generator().manual_seed(ctx.seed)
-    with gradient_mode(ctx, train=True, prunable_grads=False), torch.random.fork_rng(devices=[]):
+    with gradient_mode(ctx, train=True, prunable_grads=False), torch.random.fork_rng(devices=[]), finite_inputs(ctx) as guard:
         torch.manual_seed(ctx.seed)
-        for batch in ctx.calib:
+        for i, batch in enumerate(ctx.calib):
+            guard.batch = i
             with torch.no_grad():
                 keep = _split(~lowest_k(torch.cat([view(s).reshape(-1) for s in S.values()]), K), S)
             masked = {n: W[n] * (keep[n].float() + view(S[n]) - view(S[n]).detach()) for n in W}
-            with swapped(ctx.model, masked): loss = pretraining_loss(ctx, batch, gen)
-            opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step()
+            with swapped(ctx.model, masked): loss = pretraining_loss(ctx, batch, gen, index=i)
+            opt.zero_grad(set_to_none=True); loss.backward()
+            check_gradients(ctx, {n: s.grad for n, s in S.items()}, i)
+            opt.step(); sched.step()
     return {n: view(s).detach() for n, s in S.items()}
 
+OPTION_CHECKS.update(lr=partial(check_float, min=0), weight_decay=partial(check_float, min=0))
 METHODS["tamt"] = Method(trained_mask, global_threshold, data=True, defaults=dict(lr=5e-5, weight_decay=0.01, reference_quirks=False))

@@ -7,8 +7,7 @@ Docs: https://vlprune.github.io/vlprune_nb/tasks.html.md"""
 
 # %% ../nbs/04_tasks.ipynb #c002
 from __future__ import annotations
-import copy, math, os, random, shutil, time
-from collections import Counter
+import copy, math, random, time
 from pathlib import Path
 
 import torch
@@ -21,8 +20,7 @@ from transformers.models.blip.modeling_blip_text import BlipTextModel
 
 from .config import settings, seed_everything
 from .data import world_items, load_images, vqa_score, generate_world, read_json, augment, check_int, check_float
-from .families import (family_of, BlipEncodeMixin, XVLMForPretraining, XVLMConfig, itc_loss, hard_negatives,
-                                 FAMILIES)
+from .families import family_of, BlipEncodeMixin, XVLMForPretraining, XVLMConfig
 from .masks import MaskHolder, transfer, check_masks
 
 # %% auto #0
