@@ -78,7 +78,8 @@ from safetensors.torch import save_file
 from .config import atomic_write
 from .families import open_safetensors
 
-MASKS_FORMAT = "vlprune-masks-bitpacked-1"
+MASKS_FORMAT = "vlprune-masks-bitpacked-2"
+_FORMAT_1 = "vlprune-masks-bitpacked-1"      # metadata in three entries: still read
 
 def save_masks(masks: dict, path) -> Path:
     "Save `masks` (name → bool tensor, e.g. a `PruneResult`) bit-packed to a safetensors file, atomically; returns the path."
@@ -88,13 +89,22 @@ def save_masks(masks: dict, path) -> Path:
         b = m.detach().cpu().contiguous()
         packed[name] = torch.from_numpy(np.packbits(b.numpy().reshape(-1)))
         shapes[name] = list(b.shape)
-    meta = {"format": "pt", "vlprune": MASKS_FORMAT, "shapes": json.dumps(shapes)}
+    meta = {"vlprune": json.dumps({"format": MASKS_FORMAT, "shapes": shapes})}
     return atomic_write(path, lambda tmp: save_file(packed, str(tmp), metadata=meta))
 
-def _unpacked(path: Path, f, meta: dict) -> dict:
+def _packed_shapes(path: Path, meta: dict) -> dict | None:
+    "The mask shapes a bit-packed file's metadata records (this format or the first), or None for a plain file."
+    v = meta.get("vlprune")
+    if v is None: return None
+    try:
+        if v == _FORMAT_1: return json.loads(meta["shapes"])
+        info = json.loads(v)
+        if info["format"] == MASKS_FORMAT: return info["shapes"]
+    except (KeyError, TypeError, json.JSONDecodeError): pass
+    raise ValueError(f"{path}: its metadata has no readable mask shapes (expected format {MASKS_FORMAT})")
+
+def _unpacked(path: Path, f, shapes: dict) -> dict:
     "The masks of an open bit-packed mask file `f`, each checked against the shape its metadata records."
-    try: shapes = json.loads(meta["shapes"])
-    except (KeyError, json.JSONDecodeError): raise ValueError(f"{path}: its metadata has no readable 'shapes'") from None
     if set(shapes) != set(f.keys()):
         raise ValueError(f"{path}: the metadata lists masks {sorted(shapes)} but the file holds {sorted(f.keys())}")
     out = {}
@@ -111,8 +121,8 @@ def load_masks(path, model: nn.Module | None = None) -> dict:
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"no mask file at {path}")
     with open_safetensors(path) as f:
-        meta = f.metadata() or {}
-        if meta.get("vlprune") == MASKS_FORMAT: out = _unpacked(path, f, meta)
+        shapes = _packed_shapes(path, f.metadata() or {})
+        if shapes is not None: out = _unpacked(path, f, shapes)
         else:
             out = {}
             for name in f.keys():
