@@ -26,8 +26,8 @@ from . import families, tasks
 __all__ = ['NUMBER', 'RECORD_KINDS', 'PRUNE_KEYS', 'BENCHMARK_METHODS', 'TABLE_VARIES', 'checkpoint_sha256', 'checkpoint_id',
            'run_config', 'config_hash', 'run_key', 'environment', 'results_dir', 'record_path', 'record_kind',
            'check_record', 'scan_store', 'is_done', 'load_records', 'prune_config', 'prune_key', 'pruned_state',
-           'save_file_atomic', 'ran_modules', 'task_sparsity', 'run', 'layer_sparsity', 'grid', 'sweep', 'grid_cli',
-           'same_budget', 'mean_std', 'table']
+           'mask_layers', 'prune_info', 'save_file_atomic', 'ran_modules', 'task_sparsity', 'run', 'layer_sparsity',
+           'grid', 'sweep', 'grid_cli', 'same_budget', 'mean_std', 'table']
 
 # %% ../nbs/30_experiments.ipynb #c004
 def checkpoint_sha256(family: str) -> str:
@@ -217,7 +217,8 @@ def pruned_state(model, cfg: dict, out_dir=None) -> dict:
             save_masks(result.masks, mfile)
             info = {"prune_config": prune_config(cfg), "masks_sha256": sha256(mfile), "prune_s": round(prune_s, 2),
                     "weights_sha256": sha256(wfile) if result.weights is not None else None,
-                    "prune_report": {k: v for k, v in result.report.items() if k != "options"}}
+                    "prune_report": {k: v for k, v in result.report.items() if k != "options"},
+                    "layers": mask_layers(model, result.masks)}
             write_json(info_file, info)
     masks = load_masks(mfile, model)
     weights = load_file(str(wfile)) if info["weights_sha256"] else None
@@ -228,6 +229,26 @@ def pruned_state(model, cfg: dict, out_dir=None) -> dict:
             "prune_s": info["prune_s"], "prune_report": info["prune_report"]}
 
 # %% ../nbs/30_experiments.ipynb #376236a6
+def mask_layers(model, masks: dict) -> list[dict]:
+    "One row per prunable weight: name, modality, layer, kind, numel, pruned (what layer-wise figures draw)."
+    from vlprune_nb.masks import sparsity_report
+    return [{k: r[k] for k in ("name", "modality", "layer", "kind", "numel", "pruned")}
+            for r in sparsity_report(model, masks)["layers"]]
+
+def prune_info(record: dict, out_dir=None) -> dict | None:
+    """The pruning summary a run's masks came from (`masks/<prune key>.json`: time, report, layer rows), with its
+    layer rows computed from the masks file when an older summary lacks them; None for a dense run."""
+    from vlprune_nb.masks import load_masks
+    if not record.get("masks_file"): return None
+    d = results_dir(out_dir) / "masks"
+    info_file = d / record["masks_file"].replace(".safetensors", ".json")
+    info = read_json(info_file)
+    if "layers" not in info:
+        model = families.load(record["config"]["family"])
+        info["layers"] = mask_layers(model, load_masks(d / record["masks_file"], model))
+        write_json(info_file, info)
+    return info
+
 def save_file_atomic(tensors: dict, path) -> Path:
     "Save a name → tensor dict with safetensors, atomically."
     return atomic_write(path, lambda t: save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(t)))
@@ -294,13 +315,10 @@ def run(cfg: dict, out_dir=None, progress: bool = True, force: bool = False) -> 
 
 # %% ../nbs/30_experiments.ipynb #c015
 def layer_sparsity(record: dict, out_dir=None) -> list[dict]:
-    "Rows {modality, layer, sparsity} of the run's saved masks (empty for a dense run)."
-    from vlprune_nb.masks import load_masks, sparsity_report
-    if not record.get("masks_file"): return []
-    model = families.load(record["config"]["family"])
-    masks = load_masks(results_dir(out_dir) / "masks" / record["masks_file"], model)
+    "Rows {modality, layer, sparsity} of the run's masks, from its pruning summary (empty for a dense run)."
+    info = prune_info(record, out_dir)
     by_layer: dict = {}
-    for r in sparsity_report(model, masks)["layers"]:                    # one row per weight → one per layer
+    for r in info["layers"] if info else []:                               # one row per weight → one per layer
         d = by_layer.setdefault((r["modality"], r["layer"]), [0, 0]); d[0] += r["pruned"]; d[1] += r["numel"]
     return [{"modality": m, "layer": l, "sparsity": p / n} for (m, l), (p, n) in by_layer.items()]
 
