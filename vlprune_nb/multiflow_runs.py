@@ -51,14 +51,16 @@ def primary_metric(task: str) -> str:
 
 def strongest_baselines(records: list[dict], family: str = "xvlm", sparsity: float = 0.9, k: int = 3) -> list[str]:
     """The `k` baselines (benchmark methods but MULTIFLOW and random) with the best mean rank over the tasks' primary
-    metrics at `sparsity` (seed 0); before those records exist, the leaders of the BLIP retrieval grid."""
+    metrics at `sparsity` (seed 0; the tasks that have records, methods that have them all); before `k` such
+    methods exist, the leaders of the BLIP retrieval grid."""
     ranks: dict = {}
     for task in TASKS3:
         cell = {r["config"]["method"]: r["metrics"].get(primary_metric(task)) for r in records
                 if (r["config"]["family"], r["config"]["task"], r["config"]["sparsity"], r["config"]["seed"]) == (family, task, sparsity, 0)}
         cell = {m: v for m, v in cell.items() if v is not None and m not in ("multiflow", "random", "dense")}
         for i, m in enumerate(sorted(cell, key=lambda m: -cell[m])): ranks.setdefault(m, []).append(i)
-    full = [m for m, r in ranks.items() if len(r) == len(TASKS3)]
+    n_tasks = max((len(r) for r in ranks.values()), default=0)             # the tasks that have records
+    full = [m for m, r in ranks.items() if len(r) == n_tasks]
     if len(full) < k: return ["itersnip", "chita++", "snip"][:k]
     return sorted(full, key=lambda m: (sum(ranks[m]) / len(ranks[m]), PRIORITY.index(m)))[:k]
 
