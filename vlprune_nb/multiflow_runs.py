@@ -27,13 +27,13 @@ from .pruning import prune, METHODS
 
 # %% auto #0
 __all__ = ['SPARSITIES', 'TASKS3', 'PARTS', 'NOISE_SEEDS', 'ABLATIONS', 'CALIB_SIZES', 'UNIMODAL_CALIB', 'PRIORITY', 'CLAIMS',
-           'RUNTIME_METHODS', 'primary_metric', 'strongest_baselines', 'part_configs', 'chapter_configs',
-           'paper_numbers', 'paper_value', 'select', 'benchmark_table', 'task_sparsity_table',
+           'RUNTIME_METHODS', 'README_START', 'README_END', 'primary_metric', 'strongest_baselines', 'part_configs',
+           'chapter_configs', 'paper_numbers', 'paper_value', 'select', 'benchmark_table', 'task_sparsity_table',
            'claim_best_in_most_cells', 'claim_lead_grows', 'claim_edges_nodes', 'claim_inverted_below_random',
            'modality_sparsity', 'claim_prior_prevents_collapse', 'claim_blip_harder', 'claim_small_calibration',
            'claims_table', 'calibration_table', 'cost_table', 'claim_runtime', 'runtime_key', 'runtime_config',
            'measure_runtime', 'runtime_table', 'save_png_svg', 'sparsity_curves', 'layer_heatmaps', 'collapse_figure',
-           'ablation_figure']
+           'ablation_figure', 'readme_tables', 'readme_block', 'readme_cli']
 
 # %% ../nbs/35_multiflow.ipynb #c004
 SPARSITIES = (0.63, 0.75, 0.9)
@@ -492,3 +492,46 @@ def ablation_figure(records: list[dict], family: str = "xvlm", task: str = "retr
     ax.text(0.0, -0.2, _budget_note(rs), transform=ax.transAxes, fontsize=7, va="top")
     fig.tight_layout()
     return save_png_svg(fig, f"multiflow_ablation_{family}_{task}", fig_dir, show)
+
+# %% ../nbs/35_multiflow.ipynb #27551f55
+README_START, README_END = "<!-- multiflow-tables -->", "<!-- /multiflow-tables -->"
+
+def readme_tables(records: list[dict], paper: list[dict] | None = None) -> str:
+    "The README's MULTIFLOW block: the benchmark's primary metrics, the ablation, the task network, the claims."
+    paper = paper_numbers() if paper is None else paper
+    out = []
+    for fam in ("xvlm", "blip"):
+        for task in TASKS3:
+            if any(r["config"]["method"] != "dense" for r in select(records, fam, task, BENCHMARK_METHODS)):
+                for metric in MAIN_METRICS[task]:
+                    out.append(benchmark_table(records, fam, task, metric, BENCHMARK_METHODS + ("dense",), paper))
+    if any(r["config"]["method"] in ABLATIONS for r in records):
+        out.append(benchmark_table(records, "xvlm", "retrieval", "TR@1", ("multiflow", *ABLATIONS, "random", "omp", "dense"), paper)
+                   .replace("**xvlm retrieval, TR@1**", "**xvlm retrieval, TR@1: score ablations**"))
+    for fam, task in (("blip", "retrieval"), ("xvlm", "retrieval")):
+        t = task_sparsity_table(records, fam, task)
+        if not t.startswith("*"): out.append(t)
+    out.append("**The claims** (verdicts computed from the records by `multiflow_runs.claims_table`)\n\n" +
+               claims_table(records, {"runtime: MULTIFLOW faster than every gradient method": claim_runtime(records)}))
+    out.append("**CPU hours of these records** (one torch thread a run)\n\n" + cost_table(records))
+    return "\n\n".join(out)
+
+def readme_block(text: str) -> str:
+    "The generated block of a README text (between the markers, without them)."
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"the README has no {README_START} … {README_END} block")
+    return text.split(README_START, 1)[1].split(README_END, 1)[0].strip("\n")
+
+def readme_cli(argv=None):
+    "Print README's MULTIFLOW tables from the store, or `--write README.md` them into its marked block."
+    import argparse
+    p = argparse.ArgumentParser(prog="vlprune-tables", description=readme_cli.__doc__)
+    p.add_argument("--write", metavar="README", default=None, help="replace the marked block of this file")
+    p.add_argument("--out-dir", default=None, help="results store (default: settings.ini [paths] results)")
+    a = p.parse_args(argv)
+    block = readme_tables(load_records(a.out_dir))
+    if a.write is None: print(block); return
+    text = Path(a.write).read_text()
+    readme_block(text)                                                        # the markers must be there
+    head, rest = text.split(README_START, 1)
+    atomic_write(a.write, lambda t: t.write_text(head + README_START + "\n" + block + "\n" + README_END + rest.split(README_END, 1)[1]))
