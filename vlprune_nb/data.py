@@ -8,7 +8,7 @@ Docs: https://vlprune.github.io/vlprune_nb/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #c002
 from __future__ import annotations
-import fcntl, math, numbers, os, random, shutil
+import fcntl, math, numbers, os, random, re, shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,10 +23,10 @@ from .config import settings, write_json, read_json
 # %% auto #0
 __all__ = ['SHAPES', 'COLOURS', 'SIZES', 'ROWS', 'COLS', 'NUMBER_WORDS', 'CLASSES', 'SPECIAL_TOKENS', 'IMAGE_SUFFIXES',
            'check_int', 'check_float', 'check_flag', 'check_choice', 'check_directory', 'position_name', 'Obj',
-           'sample_scene', 'render', 'caption_pool', 'describe', 'ask', 'vqa_score', 'nlvr_statement',
-           'build_tokenizer', 'load_tokenizer', 'enc_token_id', 'world_root', 'generate_world', 'read_pretrain',
-           'read_karpathy', 'read_vqa', 'read_nlvr', 'read_image_folder', 'load_image', 'load_images', 'Processor',
-           'augment', 'world_items', 'calibration_batches']
+           'sample_scene', 'render', 'caption_pool', 'describe', 'ask', 'normalize_vqa_answer', 'vqa_score',
+           'nlvr_statement', 'build_tokenizer', 'load_tokenizer', 'enc_token_id', 'world_root', 'generate_world',
+           'read_pretrain', 'read_karpathy', 'read_vqa', 'read_nlvr', 'read_image_folder', 'load_image', 'load_images',
+           'Processor', 'augment', 'world_items', 'calibration_batches']
 
 # %% ../nbs/01_data.ipynb #c002b
 def _allowed(kind: str, min=None, above=None, below=None, allow_none: bool = False) -> str:
@@ -203,9 +203,66 @@ def ask(scene: list[Obj], rng: random.Random, k: int = 3) -> list[dict]:
         if len(out) == k: break
     return out
 
+# %% ../nbs/01_data.ipynb #c014b
+_VQA_PUNCT = [";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!"]
+_VQA_COMMA_BETWEEN_DIGITS = re.compile(r"(\d)(\,)(\d)")
+_VQA_PERIOD = re.compile(r"(?!<=\d)(\.)(?!\d)")            # the official pattern: a period not followed by a digit
+_VQA_NUMBERS = {"none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
+                "seven": "7", "eight": "8", "nine": "9", "ten": "10"}
+_VQA_ARTICLES = ("a", "an", "the")
+_VQA_CONTRACTIONS = {
+    "aint": "ain't", "arent": "aren't", "cant": "can't", "couldve": "could've", "couldnt": "couldn't",
+    "couldn'tve": "couldn't've", "couldnt've": "couldn't've", "didnt": "didn't", "doesnt": "doesn't", "dont": "don't",
+    "hadnt": "hadn't", "hadnt've": "hadn't've", "hadn'tve": "hadn't've", "hasnt": "hasn't", "havent": "haven't",
+    "hed": "he'd", "hed've": "he'd've", "he'dve": "he'd've", "hes": "he's", "howd": "how'd", "howll": "how'll",
+    "hows": "how's", "Id've": "I'd've", "I'dve": "I'd've", "Im": "I'm", "Ive": "I've", "isnt": "isn't", "itd": "it'd",
+    "itd've": "it'd've", "it'dve": "it'd've", "itll": "it'll", "let's": "let's", "maam": "ma'am", "mightnt": "mightn't",
+    "mightnt've": "mightn't've", "mightn'tve": "mightn't've", "mightve": "might've", "mustnt": "mustn't",
+    "mustve": "must've", "neednt": "needn't", "notve": "not've", "oclock": "o'clock", "oughtnt": "oughtn't",
+    "ow's'at": "'ow's'at", "'ows'at": "'ow's'at", "'ow'sat": "'ow's'at", "shant": "shan't", "shed've": "she'd've",
+    "she'dve": "she'd've", "she's": "she's", "shouldve": "should've", "shouldnt": "shouldn't",
+    "shouldnt've": "shouldn't've", "shouldn'tve": "shouldn't've", "somebody'd": "somebodyd",
+    "somebodyd've": "somebody'd've", "somebody'dve": "somebody'd've", "somebodyll": "somebody'll",
+    "somebodys": "somebody's", "someoned": "someone'd", "someoned've": "someone'd've", "someone'dve": "someone'd've",
+    "someonell": "someone'll", "someones": "someone's", "somethingd": "something'd", "somethingd've": "something'd've",
+    "something'dve": "something'd've", "somethingll": "something'll", "thats": "that's", "thered": "there'd",
+    "thered've": "there'd've", "there'dve": "there'd've", "therere": "there're", "theres": "there's", "theyd": "they'd",
+    "theyd've": "they'd've", "they'dve": "they'd've", "theyll": "they'll", "theyre": "they're", "theyve": "they've",
+    "twas": "'twas", "wasnt": "wasn't", "wed've": "we'd've", "we'dve": "we'd've", "weve": "we've", "werent": "weren't",
+    "whatll": "what'll", "whatre": "what're", "whats": "what's", "whatve": "what've", "whens": "when's",
+    "whered": "where'd", "wheres": "where's", "whereve": "where've", "whod": "who'd", "whod've": "who'd've",
+    "who'dve": "who'd've", "wholl": "who'll", "whos": "who's", "whove": "who've", "whyll": "why'll", "whyre": "why're",
+    "whys": "why's", "wont": "won't", "wouldve": "would've", "wouldnt": "wouldn't", "wouldnt've": "wouldn't've",
+    "wouldn'tve": "wouldn't've", "yall": "y'all", "yall'll": "y'all'll", "y'allll": "y'all'll",
+    "yall'd've": "y'all'd've", "y'alld've": "y'all'd've", "y'all'dve": "y'all'd've", "youd": "you'd",
+    "youd've": "you'd've", "you'dve": "you'd've", "youll": "you'll", "youre": "you're", "youve": "you've"}
+
+def _vqa_punctuation(text: str) -> str:
+    "The official `processPunctuation`: punctuation next to a space (or anywhere, if a comma sits between digits) deleted, else a space; periods not before a digit deleted."
+    delete_all = _VQA_COMMA_BETWEEN_DIGITS.search(text) is not None
+    out = text
+    for p in _VQA_PUNCT:
+        out = out.replace(p, "" if delete_all or p + " " in text or " " + p in text else " ")
+    return _VQA_PERIOD.sub("", out, count=re.UNICODE)        # the official call passes re.UNICODE (32) as the count
+
+def _vqa_digits_articles(text: str) -> str:
+    "The official `processDigitArticle`: lowercase words, number words as digits, no articles, contractions restored."
+    words = [_VQA_NUMBERS.get(w, w) for w in text.lower().split()]
+    return " ".join(_VQA_CONTRACTIONS.get(w, w) for w in words if w not in _VQA_ARTICLES)
+
+def normalize_vqa_answer(text: str) -> str:
+    "An answer as the official VQAv2 evaluation normalises a prediction: newlines/tabs to spaces, stripped, `processPunctuation`, `processDigitArticle`."
+    if not isinstance(text, str): raise ValueError(f"text must be a string, got {text!r}")
+    return _vqa_digits_articles(_vqa_punctuation(text.replace("\n", " ").replace("\t", " ").strip()))
+
 def vqa_score(pred: str, answers: list[str]) -> float:
-    "VQA accuracy of one prediction: min(#annotators who gave it / 3, 1)."
-    return min(sum(a == pred for a in answers) / 3, 1.0)
+    "Official VQAv2 accuracy of one prediction: the mean over annotators i of min(1, #(other annotators' answers equal to the normalised prediction) / 3)."
+    if not isinstance(pred, str): raise ValueError(f"pred must be a string, got {pred!r}")
+    if not isinstance(answers, (list, tuple)) or not answers or not all(isinstance(a, str) for a in answers):
+        raise ValueError(f"answers must be a non-empty list of strings (the annotators' answers), got {answers!r}")
+    pred = normalize_vqa_answer(pred)
+    gts = [_vqa_punctuation(a) for a in answers] if len(set(answers)) > 1 else list(answers)   # as the official code
+    return sum(min(1.0, sum(g == pred for j, g in enumerate(gts) if j != i) / 3) for i in range(len(gts))) / len(gts)
 
 # %% ../nbs/01_data.ipynb #c016
 def _has(scene, colour=None, shape=None):

@@ -328,8 +328,8 @@ def caption_metrics(preds: dict, refs: dict) -> dict:
         out["METEOR_unavailable"] = "METEOR needs java, which is not on PATH"
     bleu = Bleu(4).compute_score(gts, res, verbose=0)[0]
     out.update({f"BLEU@{n + 1}": round(100 * b, 2) for n, b in enumerate(bleu)})
-    out["ROUGE-L"] = round(100 * Rouge().compute_score(gts, res)[0], 2)
-    out["CIDEr"] = round(100 * Cider().compute_score(gts, res)[0], 2)
+    out["ROUGE-L"] = round(100 * float(Rouge().compute_score(gts, res)[0]), 2)          # numpy floats -> float
+    out["CIDEr"] = round(100 * float(Cider().compute_score(gts, res)[0]), 2)
     why = _spice_unavailable()
     if why: out["SPICE_unavailable"] = why
     else:
