@@ -14,8 +14,11 @@ def test_main_job_small(root, tmp_path):
     params = dict(family="blip", method="multiflow", sparsity=0.75, task="retrieval", calib_batches=1,
                   finetune_steps=2, eval_limit=20, out_dir=str(tmp_path / "results"), fig_dir=str(tmp_path / "figs"))
     execute(root, "run.ipynb", tmp_path / "out.ipynb", **params)
-    (rec_file,) = (tmp_path / "results").glob("*.json")
+    recs = {read_json(p)["config"]["method"]: p for p in (tmp_path / "results").glob("*.json")}
+    assert set(recs) == {"multiflow", "dense"}, "the dense model at the same budget and n is run for the figure"
+    rec_file, dense = recs["multiflow"], read_json(recs["dense"])
     rec = read_json(rec_file)
+    assert dense["config"]["finetune_steps"] == 2 and dense["metrics"]["n"] == 20
     model = families.load("blip")
     n = sum(dict(model.named_parameters())[r.name].numel() for r in families.prunable(model))
     assert rec["params"]["prunable"] == n

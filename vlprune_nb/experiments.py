@@ -26,8 +26,8 @@ from . import families, tasks
 __all__ = ['NUMBER', 'RECORD_KINDS', 'PRUNE_KEYS', 'BENCHMARK_METHODS', 'TABLE_VARIES', 'checkpoint_sha256', 'checkpoint_id',
            'run_config', 'config_hash', 'run_key', 'environment', 'results_dir', 'record_path', 'record_kind',
            'check_record', 'scan_store', 'is_done', 'load_records', 'prune_config', 'prune_key', 'pruned_state',
-           'mask_layers', 'prune_info', 'save_file_atomic', 'ran_modules', 'task_sparsity', 'run', 'layer_sparsity',
-           'grid', 'sweep', 'grid_cli', 'same_budget', 'mean_std', 'table']
+           'mask_layers', 'prune_info', 'save_file_atomic', 'ran_modules', 'task_sparsity', 'run', 'dense_config_for',
+           'dense_metrics_for', 'layer_sparsity', 'grid', 'sweep', 'grid_cli', 'same_budget', 'mean_std', 'table']
 
 # %% ../nbs/30_experiments.ipynb #c004
 def checkpoint_sha256(family: str) -> str:
@@ -312,6 +312,21 @@ def run(cfg: dict, out_dir=None, progress: bool = True, force: bool = False) -> 
               "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
     write_json(path, record)
     return record
+
+# %% ../nbs/30_experiments.ipynb #bdbe3f38
+def dense_config_for(cfg: dict) -> dict:
+    "The dense configuration fine-tuned and evaluated as `cfg` (same family, task, budget, seed, test items, ITM depth)."
+    return run_config(cfg["family"], "dense", 0.0, cfg["task"], seed=cfg["seed"], finetune_steps=cfg["finetune_steps"],
+                      eval_limit=cfg["eval_limit"], itm_k=cfg.get("itm_k"))
+
+def dense_metrics_for(cfg: dict, out_dir=None) -> dict | None:
+    "The dense model's metrics at `cfg`'s budget and test items: from the store, else the manifest (default budget), else None."
+    from vlprune_nb.figures import dense_reference
+    d = dense_config_for(cfg)
+    if is_done(d, out_dir): return read_json(record_path(d, out_dir))["metrics"]
+    default = run_config(cfg["family"], "dense", 0.0, cfg["task"])
+    same = {k: v for k, v in d.items() if k != "checkpoint"} == {k: v for k, v in default.items() if k != "checkpoint"}
+    return dense_reference(cfg["family"], cfg["task"], cfg["finetune_steps"], cfg["finetune_lr"]) if same else None
 
 # %% ../nbs/30_experiments.ipynb #c015
 def layer_sparsity(record: dict, out_dir=None) -> list[dict]:

@@ -17,8 +17,9 @@ from .config import settings, atomic_write, read_json
 from . import families, tasks
 
 # %% auto #0
-__all__ = ['MAIN_METRICS', 'SHARES_DEFINITION', 'figures_dir', 'save_figure', 'finish_figure', 'dense_reference', 'run_figure',
-           'synthetic_upop_records', 'upop_heatmap', 'component_shares', 'upop_component_shares', 'upop_tradeoff']
+__all__ = ['MAIN_METRICS', 'SHARES_DEFINITION', 'figures_dir', 'save_figure', 'finish_figure', 'dense_reference', 'run_caption',
+           'run_figure', 'synthetic_upop_records', 'upop_heatmap', 'component_shares', 'upop_component_shares',
+           'upop_tradeoff']
 
 # %% ../nbs/40_figures.ipynb #c003
 MAIN_METRICS = {"retrieval": ("TR@1", "IR@1"), "captioning": ("CIDEr", "BLEU@4"), "vqa": ("vqa_acc",),
@@ -49,11 +50,21 @@ def dense_reference(family: str, task: str, finetune_steps: int | None = None, f
     return metrics if metrics and metrics.get("finetune_steps") == steps and metrics.get("finetune_lr") == lr else None
 
 # %% ../nbs/40_figures.ipynb #c006
-def run_figure(record: dict, layers: list[dict], fig_dir=None, show: bool = True) -> Path:
-    "Save figures/run_<family>_<method>_<sparsity>_<task>.png for `record`; `layers` are rows (modality, layer, sparsity)."
+def run_caption(record: dict, dense: dict | None) -> str:
+    "What the run figure shows: budget, test items, both sparsities, and where the dense bars come from."
+    c, m = record["config"], record["metrics"]
+    ts = record.get("task_sparsity", {}).get("overall")
+    parts = [f"{c['finetune_steps']} fine-tuning steps (lr {c.get('finetune_lr')})", f"n={m.get('n')} test items",
+             f"sparsity {record.get('sparsity', {}).get('overall', c['sparsity']):.1%} of the prunable set" +
+             (f", {ts:.1%} of the weights the {c['task']} model runs" if ts is not None else "")]
+    parts.append(f"dense: same budget, n={dense.get('n')}" if dense else "dense: not run at this budget and n")
+    return " · ".join(parts)
+
+def run_figure(record: dict, layers: list[dict], dense: dict | None = None, fig_dir=None, show: bool = True) -> Path:
+    """Save figures/run_<family>_<method>_<sparsity>_<task>.png for `record`; `layers` are rows (modality, layer,
+    sparsity); `dense`: the metrics of the dense model at the same budget and n (`experiments.dense_metrics_for`)."""
     c = record["config"]
-    dense = dense_reference(c["family"], c["task"], c["finetune_steps"], c.get("finetune_lr"))
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [3, 2]})
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 2]})
     if layers:
         sns.lineplot(x=[r["layer"] for r in layers], y=[100 * r["sparsity"] for r in layers],
                      hue=[r["modality"] for r in layers], marker="o", ax=a, errorbar=None)
@@ -67,7 +78,8 @@ def run_figure(record: dict, layers: list[dict], fig_dir=None, show: bool = True
     sns.barplot(x=[r[0] for r in rows], y=[r[2] for r in rows], hue=[r[1] for r in rows], ax=b,
                 hue_order=["dense", "pruned"] if dense else ["pruned"])
     for cont in b.containers: b.bar_label(cont, fmt="%.1f", fontsize=8)
-    b.set(title=f"{c['task']} (test)", ylabel="metric")
+    b.set(title=f"{c['task']} (test, n={record['metrics'].get('n')})", ylabel="metric")
+    fig.text(0.01, -0.02, run_caption(record, dense), fontsize=8, va="top")
     fig.tight_layout()
     return finish_figure(fig, f"run_{c['family']}_{c['method']}_{c['sparsity']:g}_{c['task']}.png", fig_dir, show)
 
