@@ -30,7 +30,7 @@ def test_main_job_small(root, tmp_path):
     execute(root, "run.ipynb", tmp_path / "out2.ipynb", **params)
     assert rec_file.stat().st_mtime_ns == before
 
-@pytest.mark.parametrize("bad, message", [(dict(sparsity=1.0), "sparsity=1.0"), (dict(method="magic"), "method='magic'"),
+@pytest.mark.parametrize("bad, message", [(dict(sparsity=1.0), "sparsity must be a finite number >= 0 and < 1, got 1.0"), (dict(method="magic"), "method='magic'"),
                                           (dict(task="classification"), "task='classification'"), (dict(family="gpt"), "family='gpt'"),
                                           (dict(methd="omp"), "unknown parameter 'methd': this notebook declares family, method"),
                                           (dict(eval_limit=-995), "eval_limit"), (dict(seed="a"), "seed"),
