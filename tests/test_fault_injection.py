@@ -139,23 +139,23 @@ E.sweep(cfgs, sys.argv[1], progress=False)
 """
 
 def test_a_sweep_killed_at_random_points_resumes_to_the_uninterrupted_result(tmp_path):
-    "Kill once right after the OMP run's pruning (so during its fine-tuning), then at random times, until it finishes."
+    "Kill right after the OMP run's pruning (so during its fine-tuning), then at random times, then let it finish."
     reference = E.sweep(tiny_cfgs(), tmp_path / "reference", progress=False)
     store, rng, kills = tmp_path / "killed", random.Random(0), 0
     env = {**os.environ, "PYTHONPATH": str(Path(E.__file__).parents[1]), "OMP_NUM_THREADS": "1"}
-    for attempt in range(20):
+    for attempt in range(5):                                         # three kills, then a run left to finish
         child = subprocess.Popen([sys.executable, "-c", SWEEP, str(store)], env=env,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if attempt == 0:                                             # the OMP masks are written: fine-tuning runs now
             while child.poll() is None and not list((store / "masks").glob("vit_omp_*.safetensors")): time.sleep(0.05)
-            finished = child.poll() is not None
-        else:
-            try: child.wait(timeout=rng.uniform(1, 8)); finished = True
-            except subprocess.TimeoutExpired: finished = False
-        if finished: break
+        elif attempt < 4:
+            try: child.wait(timeout=rng.uniform(2, 10))
+            except subprocess.TimeoutExpired: pass
+        else: child.wait(timeout=600)
+        if child.poll() is not None: continue                       # finished (or the last run)
         child.send_signal(signal.SIGKILL); child.wait(); kills += 1
         for _, r in E.scan_store(store)[0]: assert strip(r) in map(strip, reference)   # only finished, true records
-    assert kills >= 1 and finished
+    assert kills >= 1 and child.returncode == 0
     resumed = E.sweep(tiny_cfgs(), store, progress=False)
     assert [strip(r) for r in resumed] == [strip(r) for r in reference]
 
