@@ -93,8 +93,15 @@ class PruneResult(dict):
     def masks(self) -> dict: return dict(self)
     @torch.no_grad()
     def apply(self, model: nn.Module) -> nn.Module:
-        "Write the new weights (if any) into `model` and zero the pruned ones; returns `model`."
-        params = dict(model.named_parameters())
+        """Write the new weights (if any) into `model` and zero the pruned ones; returns `model`. Every mask (and new
+        weight) must name a parameter of `model` and have its shape: a (1, n) mask would otherwise broadcast."""
+        from vlprune_nb.masks import check_masks
+        check_masks(model, self.masks, "PruneResult.apply")
+        params = dict(model.named_parameters(remove_duplicate=False))
+        for n, w in (self.weights or {}).items():
+            if n not in self or tuple(w.shape) != tuple(params[n].shape):
+                raise ValueError(f"PruneResult.apply: new weight {n!r} (shape {tuple(w.shape)}) has no mask or does not "
+                                 f"fit the parameter's shape {tuple(params[n].shape) if n in params else None}")
         for n, m in self.items():
             if self.weights is not None: params[n].copy_(self.weights[n])
             params[n].mul_(m.to(params[n].device))
