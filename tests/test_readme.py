@@ -18,8 +18,10 @@ def test_test_command_checks_notebooks_and_library_in_sync(root):
     test_cmd = commands((root / "README.md").read_text())[1]
     assert test_cmd.index("tests/check_sync.py") < test_cmd.index("nbdev-test") < test_cmd.index("pytest")
 
-def test_readme_multiflow_tables_are_what_the_command_prints(root):
-    "README's MULTIFLOW block is generated from the shipped records (vlprune-tables), never typed."
+def test_readme_result_tables_are_what_the_command_prints(root):
+    "README's MULTIFLOW and UPop blocks are generated from the shipped records (vlprune-tables), never typed."
     from vlprune_nb.experiments import load_records
-    from vlprune_nb.multiflow_runs import readme_tables, readme_block
-    assert readme_block((root / "README.md").read_text()) == readme_tables(load_records(root / "data" / "results"))
+    from vlprune_nb.multiflow_runs import README_BLOCKS, readme_block
+    records, text = load_records(root / "data" / "results"), (root / "README.md").read_text()
+    for name, make in README_BLOCKS.items():
+        assert readme_block(text, name) == make(records), f"README's {name} block is stale: run vlprune-tables --write README.md"

@@ -27,13 +27,13 @@ from .pruning import prune, METHODS
 
 # %% auto #0
 __all__ = ['SPARSITIES', 'TASKS3', 'PARTS', 'NOISE_SEEDS', 'ABLATIONS', 'CALIB_SIZES', 'UNIMODAL_CALIB', 'PRIORITY', 'CLAIMS',
-           'RUNTIME_METHODS', 'README_START', 'README_END', 'primary_metric', 'strongest_baselines', 'part_configs',
+           'RUNTIME_METHODS', 'README_BLOCKS', 'primary_metric', 'strongest_baselines', 'part_configs',
            'chapter_configs', 'paper_numbers', 'paper_value', 'select', 'benchmark_table', 'task_sparsity_table',
            'claim_best_in_most_cells', 'claim_lead_grows', 'claim_edges_nodes', 'claim_inverted_below_random',
            'modality_sparsity', 'claim_prior_prevents_collapse', 'claim_blip_harder', 'claim_small_calibration',
            'claims_table', 'calibration_table', 'cost_table', 'claim_runtime', 'runtime_key', 'runtime_config',
            'measure_runtime', 'runtime_table', 'save_png_svg', 'sparsity_curves', 'layer_heatmaps', 'collapse_figure',
-           'ablation_figure', 'readme_tables', 'readme_block', 'readme_cli']
+           'ablation_figure', 'readme_tables', 'upop_readme_tables', 'readme_block', 'write_readme_block', 'readme_cli']
 
 # %% ../nbs/35_multiflow.ipynb #c004
 SPARSITIES = (0.63, 0.75, 0.9)
@@ -494,8 +494,6 @@ def ablation_figure(records: list[dict], family: str = "xvlm", task: str = "retr
     return save_png_svg(fig, f"multiflow_ablation_{family}_{task}", fig_dir, show)
 
 # %% ../nbs/35_multiflow.ipynb #27551f55
-README_START, README_END = "<!-- multiflow-tables -->", "<!-- /multiflow-tables -->"
-
 def readme_tables(records: list[dict], paper: list[dict] | None = None) -> str:
     "The README's MULTIFLOW block: the benchmark's primary metrics, the ablation, the task network, the claims."
     paper = paper_numbers() if paper is None else paper
@@ -516,22 +514,45 @@ def readme_tables(records: list[dict], paper: list[dict] | None = None) -> str:
     out.append("**CPU hours of these records** (one torch thread a run)\n\n" + cost_table(records))
     return "\n\n".join(out)
 
-def readme_block(text: str) -> str:
-    "The generated block of a README text (between the markers, without them)."
-    if README_START not in text or README_END not in text:
-        raise ValueError(f"the README has no {README_START} … {README_END} block")
-    return text.split(README_START, 1)[1].split(README_END, 1)[0].strip("\n")
+def upop_readme_tables(records: list[dict]) -> str:
+    "The README's UPop block: BLIP NLVR by ratio (Tables 4/5), the methods (3/6), the schedules (14), other models."
+    from vlprune_nb.upop_runs import ratio_table, compare_table
+    st = [r for r in records if r.get("kind") == "structured"]
+    if not st: return "*no structured records in the store*"
+    out = ["**BLIP NLVR (Tables 4/5)**\n\n" + ratio_table(st, "blip", "nlvr"),
+           "**Methods at the same ratio (Tables 3/6)**\n\n" + compare_table(st, "blip", "nlvr", "method"),
+           "**Schedules (Table 14)**\n\n" + compare_table(st, "blip", "nlvr", "schedule")]
+    for fam, task in dict.fromkeys((r["config"]["family"], r["config"]["task"]) for r in st):
+        if (fam, task) != ("blip", "nlvr"): out.append(f"**{fam} {task}**\n\n" + ratio_table(st, fam, task))
+    return "\n\n".join(out)
+
+README_BLOCKS = {"multiflow-tables": readme_tables, "upop-tables": upop_readme_tables}
+
+def readme_block(text: str, name: str = "multiflow-tables") -> str:
+    "The generated block `name` of a README text (between its markers, without them)."
+    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    if start not in text or end not in text: raise ValueError(f"the README has no {start} … {end} block")
+    return text.split(start, 1)[1].split(end, 1)[0].strip("\n")
+
+def write_readme_block(text: str, name: str, block: str) -> str:
+    "`text` with the block `name` replaced by `block`."
+    readme_block(text, name)                                                  # the markers must be there
+    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    head, rest = text.split(start, 1)
+    return head + start + "\n" + block + "\n" + end + rest.split(end, 1)[1]
 
 def readme_cli(argv=None):
-    "Print README's MULTIFLOW tables from the store, or `--write README.md` them into its marked block."
+    "Print README's generated tables from the store, or `--write README.md` them into its marked blocks."
     import argparse
     p = argparse.ArgumentParser(prog="vlprune-tables", description=readme_cli.__doc__)
     p.add_argument("--write", metavar="README", default=None, help="replace the marked block of this file")
     p.add_argument("--out-dir", default=None, help="results store (default: settings.ini [paths] results)")
     a = p.parse_args(argv)
-    block = readme_tables(load_records(a.out_dir))
-    if a.write is None: print(block); return
+    records = load_records(a.out_dir)
+    blocks = {name: make(records) for name, make in README_BLOCKS.items()}
+    if a.write is None:
+        for name, block in blocks.items(): print(f"<!-- {name} -->\n{block}\n<!-- /{name} -->")
+        return
     text = Path(a.write).read_text()
-    readme_block(text)                                                        # the markers must be there
-    head, rest = text.split(README_START, 1)
-    atomic_write(a.write, lambda t: t.write_text(head + README_START + "\n" + block + "\n" + README_END + rest.split(README_END, 1)[1]))
+    for name, block in blocks.items(): text = write_readme_block(text, name, block)
+    atomic_write(a.write, lambda t: t.write_text(text))
