@@ -55,8 +55,8 @@ def strongest_baselines(records: list[dict], family: str = "xvlm", sparsity: flo
     methods exist, the leaders of the BLIP retrieval grid."""
     ranks: dict = {}
     for task in TASKS3:
-        cell = {r["config"]["method"]: r["metrics"].get(primary_metric(task)) for r in records
-                if (r["config"]["family"], r["config"]["task"], r["config"]["sparsity"], r["config"]["seed"]) == (family, task, sparsity, 0)}
+        cell = {r["config"]["method"]: r["metrics"].get(primary_metric(task)) for r in select(records, family, task)
+                if (r["config"]["sparsity"], r["config"]["seed"]) == (sparsity, 0)}
         cell = {m: v for m, v in cell.items() if v is not None and m not in ("multiflow", "random", "dense")}
         for i, m in enumerate(sorted(cell, key=lambda m: -cell[m])): ranks.setdefault(m, []).append(i)
     n_tasks = max((len(r) for r in ranks.values()), default=0)             # the tasks that have records
@@ -112,7 +112,8 @@ def _cell(records, method, sparsity, metric) -> list:
 def select(records: list[dict], family: str, task: str, methods=None, calib_batches: int | None = None) -> list[dict]:
     "Records of one (family, task), at the default calibration size unless `calib_batches` is given, of `methods`."
     calib = settings().get("reproduce", "calib_batches", int) if calib_batches is None else calib_batches
-    return [r for r in records if r["config"]["family"] == family and r["config"]["task"] == task
+    return [r for r in records if r.get("kind", "unstructured") == "unstructured"
+            and r["config"]["family"] == family and r["config"]["task"] == task
             and (r["config"]["method"] == "dense" or r["config"]["calib_batches"] == calib)
             and (methods is None or r["config"]["method"] in methods)]
 
@@ -304,7 +305,8 @@ def calibration_table(records: list[dict], family: str = "xvlm", task: str = "re
                       method: str = "multiflow") -> str:
     "Markdown: `method`'s primary metric per calibration size (rows, batches of 32) and sparsity (columns)."
     m = primary_metric(task)
-    rs = [r for r in records if (r["config"]["family"], r["config"]["task"], r["config"]["method"]) == (family, task, method)]
+    rs = [r for r in records if r.get("kind", "unstructured") == "unstructured"
+          and (r["config"]["family"], r["config"]["task"], r["config"]["method"]) == (family, task, method)]
     if not rs: return f"*no {family} {task} {method} records*"
     sp = sorted({r["config"]["sparsity"] for r in rs})
     lines = [f"**{family} {task}, {method}, {m} by calibration batches**", "", "| batches | " +
@@ -431,8 +433,9 @@ def layer_heatmaps(records: list[dict], family: str = "xvlm", sparsity: float = 
     scale (0–100 %, colour bar), layers numbered from 0 within each modality as in every figure here."""
     found = {}
     for m in methods:
-        r = next((r for r in records if (r["config"]["family"], r["config"]["method"], r["config"]["seed"]) == (family, m, 0)
-                  and abs(r["config"]["sparsity"] - sparsity) < 1e-9 and r.get("masks_file")), None)
+        r = next((r for r in records if r.get("kind") == "unstructured" and r.get("masks_file")
+                  and (r["config"]["family"], r["config"]["method"], r["config"]["seed"]) == (family, m, 0)
+                  and abs(r["config"]["sparsity"] - sparsity) < 1e-9), None)
         if r: found[m] = prune_info(r, out_dir)["layers"]
     if not found: raise ValueError(f"no {family} records at {sparsity:.0%} for {list(methods)}")
     rows = sorted({(x["modality"], x["kind"]) for ls in found.values() for x in ls})
