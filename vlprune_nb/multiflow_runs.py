@@ -27,8 +27,8 @@ from .pruning import prune, METHODS
 
 # %% auto #0
 __all__ = ['SPARSITIES', 'TASKS3', 'PARTS', 'NOISE_SEEDS', 'ABLATIONS', 'CALIB_SIZES', 'UNIMODAL_CALIB', 'PRIORITY', 'CLAIMS',
-           'RUNTIME_METHODS', 'README_BLOCKS', 'primary_metric', 'strongest_baselines', 'part_configs',
-           'chapter_configs', 'paper_numbers', 'paper_value', 'select', 'benchmark_table', 'task_sparsity_table',
+           'RUNTIME_METHODS', 'README_BLOCKS', 'primary_metric', 'select', 'strongest_baselines', 'part_configs',
+           'chapter_configs', 'paper_numbers', 'paper_value', 'benchmark_table', 'task_sparsity_table',
            'claim_best_in_most_cells', 'claim_lead_grows', 'claim_edges_nodes', 'claim_inverted_below_random',
            'modality_sparsity', 'claim_prior_prevents_collapse', 'claim_blip_harder', 'claim_small_calibration',
            'claims_table', 'calibration_table', 'cost_table', 'claim_runtime', 'runtime_key', 'runtime_config',
@@ -48,6 +48,14 @@ PRIORITY = ("multiflow", "omp", "snip", "itersnip", "chita++", "tamt", "lamp", "
 def primary_metric(task: str) -> str:
     "The metric a task's claims are decided on (TR@1, CIDEr, vqa_acc, top1, ...)."
     return MAIN_METRICS[task][0]
+
+def select(records: list[dict], family: str, task: str, methods=None, calib_batches: int | None = None) -> list[dict]:
+    "Records of one (family, task), at the default calibration size unless `calib_batches` is given, of `methods`."
+    calib = settings().get("reproduce", "calib_batches", int) if calib_batches is None else calib_batches
+    return [r for r in records if r.get("kind", "unstructured") == "unstructured"
+            and r["config"]["family"] == family and r["config"]["task"] == task
+            and (r["config"]["method"] == "dense" or r["config"]["calib_batches"] == calib)
+            and (methods is None or r["config"]["method"] in methods)]
 
 def strongest_baselines(records: list[dict], family: str = "xvlm", sparsity: float = 0.9, k: int = 3) -> list[str]:
     """The `k` baselines (benchmark methods but MULTIFLOW and random) with the best mean rank over the tasks' primary
@@ -108,14 +116,6 @@ def paper_value(paper: list[dict], family: str, task: str, metric: str, method: 
 def _cell(records, method, sparsity, metric) -> list:
     return [r["metrics"].get(metric) for r in records if r["config"]["method"] == method and
             (method == "dense" or abs(r["config"]["sparsity"] - sparsity) < 1e-9)]
-
-def select(records: list[dict], family: str, task: str, methods=None, calib_batches: int | None = None) -> list[dict]:
-    "Records of one (family, task), at the default calibration size unless `calib_batches` is given, of `methods`."
-    calib = settings().get("reproduce", "calib_batches", int) if calib_batches is None else calib_batches
-    return [r for r in records if r.get("kind", "unstructured") == "unstructured"
-            and r["config"]["family"] == family and r["config"]["task"] == task
-            and (r["config"]["method"] == "dense" or r["config"]["calib_batches"] == calib)
-            and (methods is None or r["config"]["method"] in methods)]
 
 def _seeds(values) -> str:
     return "" if len([v for v in values if v is not None]) < 2 else f" (n={len(values)})"
@@ -506,7 +506,7 @@ def readme_tables(records: list[dict], paper: list[dict] | None = None) -> str:
             if any(r["config"]["method"] != "dense" for r in select(records, fam, task, BENCHMARK_METHODS)):
                 for metric in MAIN_METRICS[task]:
                     out.append(benchmark_table(records, fam, task, metric, BENCHMARK_METHODS + ("dense",), paper))
-    if any(r["config"]["method"] in ABLATIONS for r in records):
+    if any(r["config"].get("method") in ABLATIONS for r in records):
         out.append(benchmark_table(records, "xvlm", "retrieval", "TR@1", ("multiflow", *ABLATIONS, "random", "omp", "dense"), paper)
                    .replace("**xvlm retrieval, TR@1**", "**xvlm retrieval, TR@1: score ablations**"))
     for fam, task in (("blip", "retrieval"), ("xvlm", "retrieval")):
