@@ -103,15 +103,33 @@ def record_path(cfg: dict, out_dir=None) -> Path: return results_dir(out_dir) / 
 NUMBER = (int, float)
 RECORD_KINDS: dict[str, dict] = {}
 
-def record_kind(kind: str, fields: dict, key_fn, files: dict | None = None):
-    """Declare record `kind`: `fields` name → type (or tuple of types; None allowed where listed), `key_fn(config)`
-    the key its file must be named by, `files` field naming a file → (subfolder, field holding its sha256)."""
+def record_kind(kind: str, fields: dict, key_fn: str, files: dict | None = None):
+    """Declare record `kind`: `fields` name → type (or tuple of types; None allowed where listed), `key_fn`
+    ('module:function', imported when first needed) the key its file must be named by from its config, `files`
+    field naming a file → (subfolder, field holding its sha256)."""
     RECORD_KINDS[kind] = {"fields": fields, "key_fn": key_fn, "files": files or {}}
 
+def _key_fn(spec: dict):
+    "The key function of a record kind (its 'module:function' imported)."
+    import importlib
+    module, name = spec["key_fn"].split(":")
+    return getattr(importlib.import_module(module), name)
+
+_OR_NONE = lambda t: (t, type(None))
+# every kind of record the store holds, declared here, in one place
 record_kind("unstructured", {"kind": str, "key": str, "config": dict, "metrics": dict, "sparsity": dict, "params": dict,
                              "prune_s": NUMBER, "finetune_s": NUMBER, "checkpoint_sha256": str,
-                             "masks_file": (str, type(None)), "masks_sha256": (str, type(None)), "time": str},
-            run_key, {"masks_file": ("masks", "masks_sha256")})
+                             "masks_file": _OR_NONE(str), "masks_sha256": _OR_NONE(str), "time": str},
+            "vlprune_nb.experiments:run_key", {"masks_file": ("masks", "masks_sha256")})
+record_kind("structured", {"kind": str, "key": str, "config": dict, "metrics": dict, "metrics_search_only": dict,
+                           "dense_key": str, "params": dict, "flops": dict, "latency_s": dict, "retained": list,
+                           "pruned_mass": NUMBER, "structure_file": str, "structure_sha256": str, "time": str},
+            "vlprune_nb.upop_runs:structured_key", {"structure_file": (".", "structure_sha256")})
+record_kind("structured_dense", {"kind": str, "key": str, "config": dict, "metrics": dict, "params": NUMBER,
+                                 "flops": NUMBER, "weights_file": _OR_NONE(str), "weights_sha256": _OR_NONE(str), "time": str},
+            "vlprune_nb.upop_runs:dense_key", {"weights_file": (".", "weights_sha256")})
+record_kind("pruning_runtime", {"kind": str, "key": str, "config": dict, "seconds": dict, "time": str},
+            "vlprune_nb.multiflow_runs:runtime_key")
 
 def check_record(record, path: Path) -> str | None:
     "Why the record read from `path` cannot be trusted (a sentence), or None when it can."
@@ -123,7 +141,7 @@ def check_record(record, path: Path) -> str | None:
         if not isinstance(record[field], typ) or isinstance(record[field], bool) and bool not in (typ if isinstance(typ, tuple) else (typ,)):
             return f"field {field!r} is {type(record[field]).__name__}, expected {getattr(typ, '__name__', typ)}"
     if record["key"] != path.stem: return f"its key {record['key']!r} is not its file name"
-    try: key = spec["key_fn"](record["config"])
+    try: key = _key_fn(spec)(record["config"])
     except (KeyError, TypeError, ValueError) as e: return f"its config is incomplete ({e!r})"
     if key != record["key"]: return f"its config gives the key {key!r}, not {record['key']!r} (config edited?)"
     for field, (folder, sha_field) in spec["files"].items():

@@ -21,7 +21,7 @@ from .config import settings, read_json, write_json, atomic_write
 from . import families, tasks
 from .data import calibration_batches
 from .experiments import (BENCHMARK_METHODS, run_config, grid, load_records, results_dir, mean_std,
-                                    same_budget, prune_info, record_kind, config_hash, environment, NUMBER)
+                                    same_budget, prune_info, config_hash, environment)
 from .figures import MAIN_METRICS, figures_dir
 from .pruning import prune, METHODS
 
@@ -358,8 +358,6 @@ def claim_runtime(records: list[dict]) -> dict:
 RUNTIME_METHODS = ("multiflow", "snip", "itersnip", "chita", "chita++", "tamt", "omp", "lamp")
 
 def runtime_key(cfg: dict) -> str: return f"runtime_{cfg['family']}_{config_hash(cfg)}"
-
-record_kind("pruning_runtime", {"kind": str, "key": str, "config": dict, "seconds": dict, "time": str}, runtime_key)
 
 def runtime_config(family: str, methods=RUNTIME_METHODS, sparsity: float = 0.9, calib_batches: int | None = None) -> dict:
     "The configuration of one runtime measurement (defaults: the grid's calibration budget)."

@@ -18,8 +18,7 @@ from tqdm.auto import tqdm
 from .config import settings, read_json, write_json, sha256, seed_everything
 from . import families, tasks
 from .data import check_int
-from .experiments import (environment, results_dir, load_records, config_hash, checkpoint_id, record_kind,
-                                    is_done, NUMBER)
+from .experiments import environment, results_dir, load_records, config_hash, checkpoint_id, is_done
 from .figures import MAIN_METRICS, dense_reference
 from .structured import (
     METHODS, SCHEDULES, COST_MODES, OFFICIAL_ATTN_COST, search, extract, count_params, count_flops, example_inputs,
@@ -177,17 +176,6 @@ def structured_run(cfg: dict, out_dir=None, force: bool = False, progress: bool 
               "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
     write_json(path, record)
     return record
-_NONE_OR = lambda t: (t, type(None))
-# the store checks these records as it checks unstructured ones (schema, key, the files' sha256): see 30_experiments
-record_kind("structured", {"kind": str, "key": str, "config": dict, "metrics": dict, "metrics_search_only": dict,
-                           "dense_key": str, "params": dict, "flops": dict, "latency_s": dict, "retained": list,
-                           "pruned_mass": NUMBER, "structure_file": str, "structure_sha256": str, "time": str},
-            structured_key, {"structure_file": (".", "structure_sha256")})
-record_kind("structured_dense", {"kind": str, "key": str, "config": dict, "metrics": dict, "params": NUMBER,
-                                 "flops": NUMBER, "weights_file": _NONE_OR(str), "weights_sha256": _NONE_OR(str),
-                                 "time": str},
-            dense_key, {"weights_file": (".", "weights_sha256")})
-
 def structured_records(out_dir=None, kind: str = "structured", **where) -> list[dict]:
     "The store's records of `kind` ('structured' or 'structured_dense') whose config matches `where`."
     return load_records(out_dir, kind=kind, **where)
