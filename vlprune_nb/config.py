@@ -15,8 +15,8 @@ import torch
 
 # %% auto #0
 __all__ = ['PROGRESS_MODES', 'settings_path', 'Settings', 'settings', 'seed_everything', 'default_device', 'atomic_write',
-           'write_json', 'read_json', 'sha256', 'progress_mode', 'TerminalBar', 'SinkBar', 'progress_to', 'progress',
-           'assigned_names', 'unknown_parameters', 'check_notebook_parameters']
+           'write_json', 'read_json', 'sha256', 'in_kernel', 'progress_mode', 'TerminalBar', 'SinkBar', 'progress_to',
+           'progress', 'assigned_names', 'unknown_parameters', 'check_notebook_parameters']
 
 # %% ../nbs/00_config.ipynb #c004
 def settings_path() -> Path:
@@ -132,6 +132,10 @@ def _kernel():
     "The ipykernel kernel this process runs, or None (a script, a test, nbdev-test's in-process runs)."
     ip = sys.modules.get("IPython")
     return getattr(ip.get_ipython(), "kernel", None) if ip is not None else None
+
+def in_kernel() -> bool:
+    "Whether this process is a Jupyter kernel (JupyterLab, Voilà, papermill), not a script or nbdev-test's in-process run."
+    return _kernel() is not None
 
 def progress_mode() -> str:
     "'widget' in a kernel a notebook frontend drives, 'text' elsewhere (papermill, nbclient, scripts); `$VLPRUNE_PROGRESS` overrides."

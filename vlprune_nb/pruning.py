@@ -781,3 +781,4 @@ def trained_mask(ctx: PruneContext, sparsity: float) -> dict:
 
 OPTION_CHECKS.update(lr=partial(check_float, min=0), weight_decay=partial(check_float, min=0))
 METHODS["tamt"] = Method(trained_mask, global_threshold, data=True, defaults=dict(lr=5e-5, weight_decay=0.01, reference_quirks=False))
+trained_mask.uses_sparsity = True     # its scores are trained for one target sparsity: another needs another training
