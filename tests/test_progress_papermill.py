@@ -28,3 +28,37 @@ def test_papermill_bars_go_to_the_terminal_and_one_line_to_the_notebook(root, tm
     assert not [o for o in outputs if o["output_type"] == "display_data"] and "IProgress" not in stderr
     terminal = run.stderr.replace("\r", "\n")
     assert terminal.count("steps:") >= 3 and "60/60" in terminal, "the terminal shows the bar as it moves"
+
+
+def test_progress_mode_follows_the_frontend(root):
+    """A kernel driven as JupyterLab drives it (execute requests that allow stdin) draws widget bars; driven as
+    papermill/nbclient drives it (no stdin), text bars. Voilà (nbclient too) marks its kernels with VOILA_* variables."""
+    from jupyter_client.manager import start_new_kernel
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])]),
+           "OMP_NUM_THREADS": "1"}
+    env.pop("VLPRUNE_PROGRESS", None)
+    def modes(extra_env):
+        km, kc = start_new_kernel(kernel_name="python3", env={**env, **extra_env}, cwd=str(root))
+        try:
+            out = {}
+            for stdin in (True, False):
+                seen = []
+                kc.execute_interactive("from vlprune_nb.config import progress_mode; print(progress_mode())", allow_stdin=stdin,
+                                       timeout=120, output_hook=lambda m: seen.append(m["content"].get("text", "")) if m["msg_type"] == "stream" else None,
+                                       stdin_hook=lambda m: None)
+                out[stdin] = "".join(seen).strip()
+            return out
+        finally:
+            kc.stop_channels(); km.shutdown_kernel(now=True)
+    assert modes({}) == {True: "widget", False: "text"}
+
+
+def test_voila_kernels_draw_widgets(monkeypatch):
+    "Voilà executes with nbclient (no stdin) but shows widgets: its VOILA_* variables say so."
+    from types import SimpleNamespace
+    from vlprune_nb import config
+    monkeypatch.delenv("VLPRUNE_PROGRESS", raising=False)
+    monkeypatch.setattr(config, "_kernel", lambda: SimpleNamespace(_allow_stdin=False))
+    assert config.progress_mode() == "text"
+    monkeypatch.setenv("VOILA_BASE_URL", "/")
+    assert config.progress_mode() == "widget"

@@ -9,6 +9,7 @@ Docs: https://vlprune.github.io/vlprune_nb/explore.html.md"""
 # %% ../nbs/45_explore.ipynb #e002
 from __future__ import annotations
 import gc, html, io, textwrap, threading, time
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -102,10 +103,20 @@ class Allocator:
 
 # %% ../nbs/45_explore.ipynb #e013
 class MaskCache:
-    "Models, calibration batches, allocators (one per model, method, calibration) and per-sparsity masks, computed once."
-    def __init__(self):
-        self.models, self.calib, self.allocators, self.pruned, self.networks = {}, {}, {}, {}, {}
+    """Models, calibration batches, allocators (one per model, method, calibration) and per-sparsity masks, computed
+    once; the `max_allocators` allocators (~40 MB each for the shipped BLIP) and `max_pruned` masks used last are kept."""
+    def __init__(self, max_allocators: int = 8, max_pruned: int = 64):
+        self.models, self.calib, self.networks = {}, {}, {}
+        self.allocators, self.pruned, self.limits = OrderedDict(), OrderedDict(), {"allocators": max_allocators, "pruned": max_pruned}
         self.lock = threading.RLock()
+
+    def _kept(self, which: str, key, make):
+        "The entry `key` of the LRU store `which`, made by `make()` if absent (the oldest dropped beyond its limit)."
+        d = getattr(self, which)
+        if key in d: d.move_to_end(key); return d[key]
+        d[key] = make()
+        while len(d) > self.limits[which]: d.popitem(last=False)
+        return d[key]
 
     def model(self, source):
         """(model, identity) of a family name or a checkpoint directory, loaded once. What is loaded by then (torch,
@@ -140,14 +151,12 @@ class MaskCache:
         with self.lock:
             calib = self.calibration(model, mid, ck)
             if reallocatable(method):
-                key = (mid, method, ck)
-                if key not in self.allocators:
-                    self.allocators[key] = Allocator(model, method, pruning.scores(model, method, calib, seed=seed, progress=True))
-                al = self.allocators[key]
+                al = self._kept("allocators", (mid, method, ck),
+                                lambda: Allocator(model, method, pruning.scores(model, method, calib, seed=seed, progress=True)))
                 return {"masks": al.masks(sparsity), "scores": al.scores, "reallocated": True, "seconds": time.perf_counter() - t0}
-            key = (mid, method, ck, round(float(sparsity), 6))
-            if key not in self.pruned: self.pruned[key] = pruning.prune(model, method, sparsity, calib, seed=seed, progress=True).masks
-            return {"masks": self.pruned[key], "scores": None, "reallocated": False, "seconds": time.perf_counter() - t0}
+            masks = self._kept("pruned", (mid, method, ck, round(float(sparsity), 6)),
+                               lambda: pruning.prune(model, method, sparsity, calib, seed=seed, progress=True).masks)
+            return {"masks": masks, "scores": None, "reallocated": False, "seconds": time.perf_counter() - t0}
 
     def task_networks(self, model, mid: str) -> dict:
         "task → names of the prunable weights its task model runs (`task_weights`), once per model."
@@ -157,7 +166,7 @@ class MaskCache:
 
 CACHE = MaskCache()
 
-# %% ../nbs/45_explore.ipynb #e015
+# %% ../nbs/45_explore.ipynb #e016
 def _np(m: torch.Tensor) -> np.ndarray: return m.detach().cpu().numpy()
 
 def mask_rows(model, masks: dict, records: list | None = None) -> list[dict]:
@@ -239,7 +248,7 @@ def task_sparsity(model, masks: dict | None, networks: dict, rows: list | None =
         out[task] = {**{k: num[k] / den[k] for k in den}, "prunable_run": den.get("overall", 0)}
     return out
 
-# %% ../nbs/45_explore.ipynb #e018
+# %% ../nbs/45_explore.ipynb #e019
 _DRAW = threading.Lock()
 
 def png(fig: Figure, dpi: int = 80) -> bytes:
@@ -326,7 +335,7 @@ def html_table(header: list, rows: list, cls: str = "") -> str:
 
 def pct(x) -> str: return "–" if x is None else f"{100 * x:.1f} %"
 
-# %% ../nbs/45_explore.ipynb #e021
+# %% ../nbs/45_explore.ipynb #e022
 class Worker:
     "Run the newest submitted function in a background thread (default: in a kernel) or inline, one at a time."
     def __init__(self, background: bool | None = None):
@@ -385,7 +394,7 @@ def message_html(text: str, kind: str = "error") -> str:
     colour = {"error": "#b00020", "note": "#555"}[kind]
     return f"<div class='vlprune-{kind}' style='color:{colour};white-space:pre-wrap'>{html.escape(text, quote=False)}</div>"
 
-# %% ../nbs/45_explore.ipynb #e024
+# %% ../nbs/45_explore.ipynb #e025
 NONE, ANY, LIVE = "(none)", "(any)", "(live search)"
 _WIDE = {"description_width": "110px"}
 
@@ -513,7 +522,7 @@ class MasksTab:
                       "dead": {m: {k: sum(r[k] for r in d) for k in ("rows", "dead_rows", "cols", "dead_cols")} for m, d in dead.items()},
                       "jaccard": j, "reallocated": a["reallocated"], "grid": {mod: v["grid"].copy() for mod, v in lk.items()}}
 
-# %% ../nbs/45_explore.ipynb #e027
+# %% ../nbs/45_explore.ipynb #e028
 def record_label(r: dict) -> str:
     "family method sparsity task seed of a record, for a list."
     c = r["config"]
@@ -606,7 +615,7 @@ class RecordsTab:
         except Exception as e:
             self.message.value = message_html(f"{type(e).__name__}: {e}")
 
-# %% ../nbs/45_explore.ipynb #e030
+# %% ../nbs/45_explore.ipynb #e031
 class StructuresTab:
     "What a structured search keeps: retained shares by component and layer, params, FLOPs, latency (`.widget`)."
     def __init__(self, out_dir=None, records: list | None = None, family: str = "blip", task: str = "retrieval",
@@ -702,7 +711,7 @@ class StructuresTab:
         self.outputs.layout.display = "flex"
         self.state = {"rows": rows, "params": params, "flops": flops, "latency": latency, "shares": shares}
 
-# %% ../nbs/45_explore.ipynb #e033
+# %% ../nbs/45_explore.ipynb #e034
 class Explorer:
     "The Masks, Records and Structures tabs in one widget (`.widget`); `wait()` until every tab's computation is done."
     def __init__(self, source="blip", out_dir=None, cache: MaskCache | None = None, background: bool | None = None, **masks):
