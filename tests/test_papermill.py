@@ -25,6 +25,13 @@ def test_main_job_small(root, tmp_path):
     assert rec["sparsity"]["overall"] == math.floor(0.75 * n) / n          # exactly floor(s·N) pruned
     assert rec["config"]["method"] == "multiflow" and rec["metrics"]["n"] == 20 and rec["masks_sha256"]
     assert (tmp_path / "figs" / "run_blip_multiflow_0.75_retrieval.png").stat().st_size > 1000
+    # progress: one final line per bar in the saved notebook (the bars themselves went to the terminal), no widgets
+    out = json.loads((tmp_path / "out.ipynb").read_text())
+    outputs = [o for c in out["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
+    bars = [t for o in outputs if o.get("name") == "stderr" for t in o["text"] if "%|" in t]
+    assert bars and all(t.endswith("\n") and "\r" not in t for t in bars), bars
+    assert any(t.startswith("finetune retrieval: 100%") for t in bars) and any(t.startswith("calibration batches: 100%") for t in bars)
+    assert not any("IProgress" in "".join(o.get("text", "")) for o in outputs) and "widgets" not in out["metadata"]
     # a second run of the same configuration reads the record instead of recomputing it
     before = rec_file.stat().st_mtime_ns
     execute(root, "run.ipynb", tmp_path / "out2.ipynb", **params)

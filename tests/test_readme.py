@@ -11,8 +11,25 @@ def test_two_commands_and_ci_runs_the_test_command(root):
     assert len(cmds) == 2, cmds
     run_cmd, test_cmd = cmds
     assert "papermill nbs/run.ipynb" in run_cmd and run_cmd.startswith("pip install torch==2.13.0")
-    ci = [l for l in (root / ".ci/run").read_text().splitlines() if l and not l.startswith(("#", "set ", "cd "))]
-    assert ci == [test_cmd]
+    ci = ci_commands(root)
+    assert ci and ci[-1] == test_cmd, "the last command of .ci/run is README's test command, verbatim"
+    assert all(installs_only(c) for c in ci[:-1]), [c for c in ci[:-1] if not installs_only(c)]
+
+def ci_commands(root) -> list[str]:
+    "The command lines of .ci/run (not comments, `set` or `cd`)."
+    return [l for l in (root / ".ci/run").read_text().splitlines() if l.strip() and not l.startswith(("#", "set ", "cd "))]
+
+_INSTALL = re.compile(r"apt-get update|apt-get install -y( [A-Za-z0-9.+-]+)+|pip install( [^&|;<>`$]+)+")
+
+def installs_only(line: str) -> bool:
+    "Whether a command line only installs: `apt-get update`, `apt-get install -y <packages>`, `pip install ...`, joined by &&."
+    return all(_INSTALL.fullmatch(part.strip()) for part in line.split("&&"))
+
+def test_installs_only_tells_installs_from_other_commands():
+    assert installs_only("apt-get update && apt-get install -y chromium chromium-driver")
+    assert installs_only('pip install torch==2.13.0 && pip install -e ".[dev]"')
+    assert not installs_only("apt-get update && python -m pytest -q tests")
+    assert not installs_only("pip install x; rm -rf /") and not installs_only("apt-get install -y chromium && make")
 
 def test_test_command_checks_notebooks_and_library_in_sync(root):
     test_cmd = commands((root / "README.md").read_text())[1]

@@ -14,8 +14,9 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['settings_path', 'Settings', 'settings', 'seed_everything', 'default_device', 'atomic_write', 'write_json',
-           'read_json', 'sha256', 'assigned_names', 'unknown_parameters', 'check_notebook_parameters']
+__all__ = ['PROGRESS_MODES', 'settings_path', 'Settings', 'settings', 'seed_everything', 'default_device', 'atomic_write',
+           'write_json', 'read_json', 'sha256', 'in_kernel', 'progress_mode', 'TerminalBar', 'SinkBar', 'progress_to',
+           'progress', 'assigned_names', 'unknown_parameters', 'check_notebook_parameters']
 
 # %% ../nbs/00_config.ipynb #c004
 def settings_path() -> Path:
@@ -119,6 +120,80 @@ def sha256(path) -> str:
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""): h.update(chunk)
     return h.hexdigest()
+
+# %% ../nbs/00_config.ipynb #p0a2
+import contextlib, contextvars, io, sys
+from tqdm.std import tqdm as _text_tqdm
+
+PROGRESS_MODES = ("widget", "text", "off")
+_SINK = contextvars.ContextVar("vlprune_progress_sink", default=None)
+
+def _kernel():
+    "The ipykernel kernel this process runs, or None (a script, a test, nbdev-test's in-process runs)."
+    ip = sys.modules.get("IPython")
+    return getattr(ip.get_ipython(), "kernel", None) if ip is not None else None
+
+def in_kernel() -> bool:
+    "Whether this process is a Jupyter kernel (JupyterLab, Voilà, papermill), not a script or nbdev-test's in-process run."
+    return _kernel() is not None
+
+def progress_mode() -> str:
+    "'widget' in a kernel a notebook frontend drives, 'text' elsewhere (papermill, nbclient, scripts); `$VLPRUNE_PROGRESS` overrides."
+    env = os.environ.get("VLPRUNE_PROGRESS")
+    if env:
+        if env not in PROGRESS_MODES: raise ValueError(f"VLPRUNE_PROGRESS={env!r}; allowed: {', '.join(PROGRESS_MODES)}")
+        return env
+    k = _kernel()
+    if k is None or not (getattr(k, "_allow_stdin", False) or any(v.startswith("VOILA_") for v in os.environ)): return "text"
+    try: import ipywidgets  # noqa: F401
+    except ImportError: return "text"
+    return "widget"
+
+def _terminal():
+    "In a kernel: a text stream on the terminal that started it (ipykernel keeps a copy of its stderr), else None."
+    k = _kernel()
+    if k is None: return None
+    fd = getattr(sys.stderr, "_original_stdstream_copy", None)
+    return open(fd, "w", closefd=False, buffering=1) if fd is not None else sys.__stderr__
+
+class TerminalBar(_text_tqdm):
+    "A text bar on another stream (the kernel's terminal); when it closes, its final state as one line of `sys.stderr` (the notebook)."
+    def close(self):
+        line = None if self.disable else self.__str__()
+        super().close()
+        if line is not None: print(line, file=sys.stderr, flush=True)
+
+class SinkBar(_text_tqdm):
+    "A bar that draws nothing and reports its state (tqdm's `format_dict`, plus `closed`) to `sink` at every refresh."
+    def __init__(self, *args, sink, **kw):
+        self.sink = sink
+        super().__init__(*args, **{**kw, "file": io.StringIO()})
+    def display(self, msg=None, pos=None):
+        self.sink({**self.format_dict, "closed": False}); return True
+    def close(self):
+        was = not self.disable
+        super().close()
+        if was: self.sink({**self.format_dict, "closed": True})
+
+@contextlib.contextmanager
+def progress_to(sink):
+    "Inside the block, every `progress` bar of this thread reports its state to `sink(state)` instead of drawing."
+    token = _SINK.set(sink)
+    try: yield
+    finally: _SINK.reset(token)
+
+def progress(iterable=None, **kw):
+    "A tqdm bar (same arguments) drawn where the user looks: a widget in a notebook frontend, the terminal under papermill, stderr elsewhere."
+    if kw.get("disable"): return _text_tqdm(iterable, **kw)
+    if _SINK.get() is not None: return SinkBar(iterable, sink=_SINK.get(), **kw)
+    mode = progress_mode()
+    if mode == "off": return _text_tqdm(iterable, **{**kw, "disable": True})
+    if mode == "widget":
+        from tqdm.notebook import tqdm as widget_tqdm
+        return widget_tqdm(iterable, **kw)
+    terminal = _terminal()
+    if terminal is None: return _text_tqdm(iterable, **kw)
+    return TerminalBar(iterable, **{"mininterval": 2.0, **kw, "file": terminal})
 
 # %% ../nbs/00_config.ipynb #1c9551e1
 def assigned_names(source: str) -> list[str]:

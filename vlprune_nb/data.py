@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from tqdm.auto import tqdm
+from .config import progress as tqdm    # a widget in a notebook frontend, the terminal under papermill
 
 from .config import settings, write_json, read_json
 
@@ -591,8 +591,8 @@ def world_items(kind: str, split: str = "train") -> list[dict]:
     if kind == "classification": return read_image_folder(root / "cls", split)[0]
     raise ValueError(f"unknown world data kind {kind!r}; known: pretrain, captions, vqa, nlvr, classification")
 
-def calibration_batches(model_or_family, n_batches: int, batch_size: int = 32, seed: int = 0) -> list[dict]:
-    "`n_batches` batches of the pretraining split, ready for the family's calibration forward (same seed, same batches)."
+def calibration_batches(model_or_family, n_batches: int, batch_size: int = 32, seed: int = 0, progress: bool = False) -> list[dict]:
+    "`n_batches` batches of the pretraining split, ready for the family's calibration forward (same seed, same batches; `progress`: a bar)."
     check_int("n_batches", n_batches, min=1); check_int("batch_size", batch_size, min=1); check_int("seed", seed)
     if isinstance(model_or_family, str):
         from vlprune_nb.families import load
@@ -605,7 +605,7 @@ def calibration_batches(model_or_family, n_batches: int, batch_size: int = 32, s
     if len(idx) < n_batches * batch_size:
         raise ValueError(f"{n_batches} batches of {batch_size} need {n_batches * batch_size} items; the split has {len(items)}")
     out = []
-    for b in range(n_batches):
+    for b in tqdm(range(n_batches), desc="calibration batches", leave=False, disable=not progress):
         chunk = [items[i] for i in idx[b * batch_size:(b + 1) * batch_size]]
         images = load_images([x["image"] for x in chunk], proc.image_size)
         if image_only: out.append({"pixel_values": proc.pixels(images), "labels": torch.tensor([x["label"] for x in chunk])})

@@ -13,7 +13,7 @@ from importlib.metadata import version, PackageNotFoundError
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
+from .config import progress as tqdm    # a widget in a notebook frontend, the terminal under papermill
 
 from safetensors.torch import save_file, load_file
 
@@ -216,7 +216,7 @@ def _locked(path: Path):
         try: yield
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
-def pruned_state(model, cfg: dict, out_dir=None) -> dict:
+def pruned_state(model, cfg: dict, out_dir=None, progress: bool = False) -> dict:
     """Prune `model` (the dense model of `cfg['family']`) as `cfg` says, once per pruning configuration, and apply it.
     Returns {'masks', 'masks_file', 'masks_sha256', 'prune_s', 'prune_report'}; `model` then holds the pruned weights."""
     from vlprune_nb.masks import save_masks, load_masks
@@ -226,10 +226,10 @@ def pruned_state(model, cfg: dict, out_dir=None) -> dict:
         try: info = read_json(info_file) if info_file.is_file() else None
         except ValueError: info = None                                  # truncated by a kill: prune again
         if info is None or not mfile.is_file() or sha256(mfile) != info["masks_sha256"]:
-            calib = (calibration_batches(model, cfg["calib_batches"], cfg["calib_batch_size"], cfg["seed"])
+            calib = (calibration_batches(model, cfg["calib_batches"], cfg["calib_batch_size"], cfg["seed"], progress)
                      if METHODS[cfg["method"]].data else None)
             t0 = time.time()
-            result = prune(model, cfg["method"], cfg["sparsity"], calib, seed=cfg["seed"], **cfg["options"])
+            result = prune(model, cfg["method"], cfg["sparsity"], calib, seed=cfg["seed"], progress=progress, **cfg["options"])
             prune_s = time.time() - t0
             if result.weights is not None: save_file_atomic(result.weights, wfile)
             save_masks(result.masks, mfile)
@@ -309,7 +309,7 @@ def run(cfg: dict, out_dir=None, progress: bool = True, force: bool = False) -> 
     if not force and is_done(cfg, out_dir): return read_json(path)
     seed_everything(cfg["seed"])
     model = families.load(cfg["family"])
-    state = pruned_state(model, cfg, out_dir) if cfg["method"] != "dense" else {
+    state = pruned_state(model, cfg, out_dir, progress) if cfg["method"] != "dense" else {
         "masks": {}, "masks_file": None, "masks_sha256": None, "prune_s": 0.0, "prune_report": {}}
     masks = state["masks"]
     report = sparsity_report(model, masks)

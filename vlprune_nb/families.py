@@ -644,7 +644,7 @@ def load(name_or_path) -> nn.Module:
     if weights.is_file():
         checkpoint_sha256(p)
         check_weights(cls, config, weights)
-    model = cls.from_pretrained(str(p))
+    model = _quietly(cls.from_pretrained, str(p))
     model.eval()
     fam = FAMILIES[info["family"]] if info else family_of(model)
     model.config.vlprune_family = fam.name
@@ -653,6 +653,15 @@ def load(name_or_path) -> nn.Module:
     tok = load_tokenizer(tok_dir) if has_tok and fam.name != "vit" else None
     model.processor = Processor(tokenizer=tok, **info["processor"]) if info and info.get("processor") else processor_for(model, tok)
     return model
+
+def _quietly(fn, *args, **kw):
+    "`fn(*args, **kw)` without transformers' progress bars (its 'Loading weights' bar: a widget or stream output per load)."
+    from transformers.utils import logging as hf_logging
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try: return fn(*args, **kw)
+    finally:
+        if was: hf_logging.enable_progress_bar()
 
 def _transformers_class(cls_name, source: Path):
     "The model class of transformers named `cls_name` in `source` (family.json's class or config.json's architectures)."

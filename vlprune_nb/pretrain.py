@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import save_file, load_file, save_model, load_model
-from tqdm.auto import tqdm
+from .config import progress as tqdm    # a widget in a notebook frontend, the terminal under papermill
 
 from .config import settings, seed_everything, write_json, read_json, sha256, atomic_write
 from .data import world_items, load_images, world_root, augment

@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 
 from .data import check_int, check_float, check_flag, check_choice, check_directory
+from .config import progress as tqdm    # a widget in a notebook frontend, the terminal under papermill
 from .families import Prunable, family_of, prunable
 
 # %% auto #0
@@ -72,6 +73,7 @@ class PruneContext:
     cache: dict = field(default_factory=dict)
     method: str = ""                    # the method's name, for errors
     calib_index: list | None = None     # inside an iterative step: the place of each of its batches in the caller's calib
+    progress: bool = False              # progress bars over calibration batches and steps
 
     def __post_init__(self):
         ps = dict(self.model.named_parameters())
@@ -83,6 +85,9 @@ class PruneContext:
         "The place in the caller's calibration batches of this context's batch `i`."
         return self.calib_index[i] if self.calib_index is not None else i
     def weights(self) -> dict: return {n: p.detach() for n, p in self.params.items()}
+    def batches(self, what: str):
+        "Enumerate the calibration batches, under a progress bar named by the method and `what` when `progress` is on."
+        return enumerate(tqdm(self.calib, desc=f"{self.method}: {what}", leave=False, disable=not self.progress))
 
 class PruneResult(dict):
     """The masks (this dict: parameter name → bool tensor, True = kept), `weights` (name → new weight, for methods
@@ -166,7 +171,7 @@ def preserved(model: nn.Module, names):
         for m, t in modes: m.training = t
         for p, r, g in flags: p.requires_grad_(r); p.grad = g
 
-def _setup(model, method, sparsity, calib, seed, options):
+def _setup(model, method, sparsity, calib, seed, options, progress=False):
     "Check every argument of `prune` / `scores`; returns the method's spec and the context."
     check_float("sparsity", sparsity, min=0, below=1)
     check_int("seed", seed)
@@ -174,7 +179,7 @@ def _setup(model, method, sparsity, calib, seed, options):
     records = prunable(model)
     if not records: raise ValueError(f"{type(model).__name__} has no prunable weights (family {family_of(model).name!r})")
     batches = _check_calib(method, spec, calib, model)
-    return spec, PruneContext(model, records, batches, seed, {**spec.defaults, **options}, method=method)
+    return spec, PruneContext(model, records, batches, seed, {**spec.defaults, **options}, method=method, progress=progress)
 
 def _as_pair(out): return out if isinstance(out, tuple) else (out, None)
 
@@ -189,14 +194,16 @@ def _score_and_allocate(spec: Method, ctx: PruneContext, sparsity: float) -> tup
     finally:
         if hasattr(sc, "close"): sc.close()
 
-def prune(model: nn.Module, method: str, sparsity: float, calib=None, *, seed: int = 0, **options) -> PruneResult:
+def prune(model: nn.Module, method: str, sparsity: float, calib=None, *, seed: int = 0, progress: bool = False,
+          **options) -> PruneResult:
     """Prune `model`'s prunable weights (`families.prunable`) with `method` (a key of `METHODS`) to `sparsity`.
 
     Returns a `PruneResult`: the masks (name → bool tensor, True = kept; exactly ⌊s·N⌋ weights pruned, except CHITA,
     which may keep fewer and says so in `report`), plus `weights` for methods that change weights (chita, chita++)
     and a `report`. `calib`: calibration batches (a list, or any iterable) for data-driven methods. `seed` fixes
-    every random choice. `options`: the method's own (see `METHODS[method].defaults`). `model` is left unchanged."""
-    spec, ctx = _setup(model, method, sparsity, calib, seed, options)
+    every random choice. `progress`: bars over the calibration batches and the steps. `options`: the method's own (see
+    `METHODS[method].defaults`). `model` is left unchanged."""
+    spec, ctx = _setup(model, method, sparsity, calib, seed, options, progress)
     t0 = time.perf_counter()
     with preserved(model, ctx.params):
         if spec.schedule: masks, weights = iterate(spec, ctx, sparsity)
@@ -212,9 +219,10 @@ def prune(model: nn.Module, method: str, sparsity: float, calib=None, *, seed: i
               "pruned": P, "kept": N - P, "by_modality": by_mod, "seconds": time.perf_counter() - t0, **ctx.report}
     return PruneResult(masks, weights, report)
 
-def scores(model: nn.Module, method: str, calib=None, *, sparsity: float = 0.0, seed: int = 0, **options) -> dict:
+def scores(model: nn.Module, method: str, calib=None, *, sparsity: float = 0.0, seed: int = 0, progress: bool = False,
+           **options) -> dict:
     "The scores of one-shot `method` (name → tensor, higher = more important), without allocating; `model` is left unchanged."
-    spec, ctx = _setup(model, method, sparsity, calib, seed, options)
+    spec, ctx = _setup(model, method, sparsity, calib, seed, options, progress)
     if spec.schedule: raise ValueError(f"{method!r} is iterative: its scores change at every step")
     if getattr(spec.allocation, "changes_weights", False): raise ValueError(f"{method!r} does not produce per-weight scores")
     with preserved(model, ctx.params): out = spec.score(ctx, sparsity)
@@ -358,13 +366,14 @@ class ActivationStats:
         return {n: (self.sums[n] / self.nseq[n]).float() for n in self.sums}
 
 @torch.no_grad()
-def activation_stats(model: nn.Module, calib, records: list | None = None, method: str = "multiflow") -> dict:
+def activation_stats(model: nn.Module, calib, records: list | None = None, method: str = "multiflow",
+                     progress: bool = False) -> dict:
     "Mean squared input activation a_j of every prunable layer over the calibration batches (eval mode, forward only); errors name `method`."
     records = records or prunable(model)
     fam, stats, mode = family_of(model), ActivationStats(model, records), model.training
     model.eval()
     try:
-        for i, batch in enumerate(calib):
+        for i, batch in enumerate(tqdm(calib, desc=f"{method}: calibration forwards", leave=False, disable=not progress)):
             stats.set_batch(batch); fam.calibration_forward(model, batch); stats.check(method, i)
     finally:
         stats.remove(); model.train(mode)
@@ -372,7 +381,7 @@ def activation_stats(model: nn.Module, calib, records: list | None = None, metho
 
 # %% ../nbs/10_pruning.ipynb #c023
 def _stats(ctx: PruneContext) -> dict:
-    if "activations" not in ctx.cache: ctx.cache["activations"] = activation_stats(ctx.model, ctx.calib, ctx.records, ctx.method)
+    if "activations" not in ctx.cache: ctx.cache["activations"] = activation_stats(ctx.model, ctx.calib, ctx.records, ctx.method, ctx.progress)
     return ctx.cache["activations"]
 
 def flow_terms(w: torch.Tensor, a: torch.Tensor) -> tuple:
@@ -467,7 +476,7 @@ def mean_gradient(ctx: PruneContext) -> dict:
     gen = torch.Generator().manual_seed(ctx.seed)
     total = {n: torch.zeros_like(p) for n, p in ctx.params.items()}
     with gradient_mode(ctx), finite_inputs(ctx) as guard:
-        for i, batch in enumerate(ctx.calib):
+        for i, batch in ctx.batches("gradients"):
             guard.batch = i
             for p in ctx.params.values(): p.grad = None
             pretraining_loss(ctx, batch, gen, index=i).backward()
@@ -505,7 +514,7 @@ def iterate(spec: Method, ctx: PruneContext, sparsity: float) -> tuple:
     sched = schedule(o["schedule"], o["steps"], sparsity, o.get("reference_quirks", False))
     per = o["batches_per_step"] or max(1, len(ctx.calib) // len(sched))
     keep, weights, steps, history = None, None, [], []
-    for t, s_t in enumerate(sched):
+    for t, s_t in enumerate(tqdm(sched, desc=f"{ctx.method}: steps", leave=False, disable=not ctx.progress)):
         idx = [(t * per + i) % len(ctx.calib) for i in range(per)]
         step = replace(ctx, calib=[ctx.calib[i] for i in idx], calib_index=idx, keep=keep, cache={}, report={})
         masks, new = _score_and_allocate(spec, step, s_t)
@@ -681,7 +690,7 @@ def per_batch_gradients(ctx: PruneContext, sparsity: float) -> GradientStore:
         alpha, y = torch.zeros(store.p, dtype=torch.float64), torch.zeros(store.n)
         gen = torch.Generator().manual_seed(ctx.seed)
         with gradient_mode(ctx), finite_inputs(ctx) as guard:
-            for i, batch in enumerate(ctx.calib):
+            for i, batch in ctx.batches("per-batch gradients"):
                 guard.batch = i
                 for p in params.values(): p.grad = None
                 pretraining_loss(ctx, batch, gen, index=i).backward()
@@ -766,7 +775,7 @@ def trained_mask(ctx: PruneContext, sparsity: float) -> dict:
     gen = torch.Generator().manual_seed(ctx.seed)
     with gradient_mode(ctx, train=True, prunable_grads=False), torch.random.fork_rng(devices=[]), finite_inputs(ctx) as guard:
         torch.manual_seed(ctx.seed)
-        for i, batch in enumerate(ctx.calib):
+        for i, batch in ctx.batches("mask training"):
             guard.batch = i
             with torch.no_grad():
                 keep = _split(~lowest_k(torch.cat([view(s).reshape(-1) for s in S.values()]), K), S)
@@ -779,3 +788,4 @@ def trained_mask(ctx: PruneContext, sparsity: float) -> dict:
 
 OPTION_CHECKS.update(lr=partial(check_float, min=0), weight_decay=partial(check_float, min=0))
 METHODS["tamt"] = Method(trained_mask, global_threshold, data=True, defaults=dict(lr=5e-5, weight_decay=0.01, reference_quirks=False))
+trained_mask.uses_sparsity = True     # its scores are trained for one target sparsity: another needs another training

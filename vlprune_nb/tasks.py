@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from .config import progress as tqdm    # a widget in a notebook frontend, the terminal under papermill
 from transformers import BlipForImageTextRetrieval, BlipForConditionalGeneration, BlipForQuestionAnswering
 from transformers.models.blip.modeling_blip import BlipPreTrainedModel, BlipVisionModel
 from transformers.models.blip.modeling_blip_text import BlipTextModel
@@ -309,8 +309,12 @@ def _spice_unavailable() -> str | None:
     return None
 
 def caption_metrics(preds: dict, refs: dict) -> dict:
-    "pycocoevalcap BLEU@1-4, METEOR, ROUGE-L, CIDEr (and SPICE where available), in %, of {id: caption} vs {id: [refs]}."
-    import shutil as sh
+    """pycocoevalcap BLEU@1-4, METEOR, ROUGE-L, CIDEr (and SPICE where available), in %, of {id: caption} vs {id: [refs]}.
+
+    The PTB tokenizer's java process writes "PTBTokenizer tokenized N tokens at …" to stderr on every call: its stderr
+    (file descriptor 2, which it inherits) goes to a temporary file meanwhile; that line is dropped, anything else
+    it wrote is passed on to `sys.stderr`, and a tokenization that lost captions raises with it."""
+    import os, re, shutil as sh, sys, tempfile
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.rouge.rouge import Rouge
@@ -320,7 +324,17 @@ def caption_metrics(preds: dict, refs: dict) -> dict:
     if sh.which("java"):
         from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
         from pycocoevalcap.meteor.meteor import Meteor
-        tok = PTBTokenizer(); gts, res = tok.tokenize(gts), tok.tokenize(res)
+        tok, n_gts, n_res = PTBTokenizer(), sum(map(len, gts.values())), len(res)
+        with tempfile.TemporaryFile() as err:
+            sys.stderr.flush(); saved = os.dup(2); os.dup2(err.fileno(), 2)
+            try: gts, res = tok.tokenize(gts), tok.tokenize(res)
+            finally: os.dup2(saved, 2); os.close(saved)
+            err.seek(0)
+            said = [l for l in err.read().decode(errors="replace").splitlines()
+                    if l.strip() and not re.fullmatch(r"PTBTokenizer tokenized [\d,]+ tokens at [\d.,]+ tokens per second\.", l.strip())]
+        if said: print("\n".join(said), file=sys.stderr)
+        if sum(map(len, gts.values())) != n_gts or len(res) != n_res or set(gts) != set(res):
+            raise RuntimeError("pycocoevalcap's PTBTokenizer (java) lost captions" + (": " + "\n".join(said) if said else ""))
         out["METEOR"] = round(100 * Meteor().compute_score(gts, res)[0], 2)
     else:
         gts = {i: [c["caption"].lower() for c in v] for i, v in gts.items()}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import save_model, load_model
-from tqdm.auto import tqdm
+from .config import progress as tqdm    # a widget in a notebook frontend, the terminal under papermill
 
 from .config import settings, read_json, write_json, sha256, seed_everything
 from . import families, tasks
