@@ -288,9 +288,10 @@ def task_sparsity(model, tm, masks: dict, task: str) -> dict:
     """Sparsity of the prunable weights of `model` that task model `tm` runs: {'overall', <modality>: ...,
     'prunable_run': weights run, 'prunable': all prunable weights}."""
     from vlprune_nb.masks import transfer
-    ran, numel, pruned = ran_modules(tm, task), {}, {}
-    for r in families.prunable(model):
-        p = dict(model.named_parameters())[r.name]
+    ran, numel, pruned, params = ran_modules(tm, task), {}, {}, dict(model.named_parameters())
+    records = families.prunable(model)
+    for r in records:
+        p = params[r.name]
         names = transfer({r.name: torch.ones_like(p, dtype=torch.bool)}, model, tm)
         if not any(n.rsplit(".", 1)[0] in ran for n in names): continue
         m = masks.get(r.name)
@@ -298,8 +299,7 @@ def task_sparsity(model, tm, masks: dict, task: str) -> dict:
             numel[key] = numel.get(key, 0) + p.numel()
             pruned[key] = pruned.get(key, 0) + (int((~m).sum()) if m is not None else 0)
     out = {k: pruned[k] / numel[k] for k in numel}
-    return {**out, "prunable_run": numel.get("overall", 0), "prunable": sum(dict(model.named_parameters())[r.name].numel()
-                                                                        for r in families.prunable(model))}
+    return {**out, "prunable_run": numel.get("overall", 0), "prunable": sum(params[r.name].numel() for r in records)}
 
 # %% ../nbs/30_experiments.ipynb #c013
 def run(cfg: dict, out_dir=None, progress: bool = True, force: bool = False) -> dict:
