@@ -418,17 +418,24 @@ def sweep(cfgs: list[dict], out_dir=None, progress: bool = True, workers: int = 
 # %% ../nbs/30_experiments.ipynb #c019
 def grid_cli(argv=None):
     "Command line of `sweep(grid(...))`."
-    p = argparse.ArgumentParser(prog="vlprune-grid", description="Run (or resume) the MULTIFLOW benchmark grid.")
-    p.add_argument("--families", nargs="+", default=["blip", "xvlm"])
-    p.add_argument("--methods", nargs="+", default=list(BENCHMARK_METHODS))
-    p.add_argument("--sparsities", nargs="+", type=float, default=None)
-    p.add_argument("--tasks", nargs="+", default=["retrieval", "captioning", "vqa"])
-    p.add_argument("--finetune-steps", type=int, default=None)
-    p.add_argument("--eval-limit", type=int, default=None)
-    p.add_argument("--itm-k", type=int, default=None, help="ITM re-ranking depth of retrieval (settings.ini: itm_k)")
-    p.add_argument("--seeds", nargs="+", type=int, default=[None], help="pruning and fine-tuning seeds (settings.ini: seed)")
+    import sys
+    p = argparse.ArgumentParser(prog="vlprune-grid", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                description="Run (or resume) the MULTIFLOW benchmark grid: dense references first, then "
+                                            "every family × seed × sparsity × method × task. Run with no arguments, it "
+                                            "prints this help; `vlprune-grid --all` starts the whole default grid.")
+    p.add_argument("--all", action="store_true", help="run the default grid (needed when no other option is given)")
+    p.add_argument("--families", nargs="+", default=["blip", "xvlm"], help="families to prune")
+    p.add_argument("--methods", nargs="+", default=list(BENCHMARK_METHODS), help="pruning methods")
+    p.add_argument("--sparsities", nargs="+", type=float, default=None, help="None: settings.ini [reproduce] sparsities")
+    p.add_argument("--tasks", nargs="+", default=["retrieval", "captioning", "vqa"], help="downstream tasks")
+    p.add_argument("--finetune-steps", type=int, default=None, help="None: settings.ini [tasks] <task>_steps")
+    p.add_argument("--eval-limit", type=int, default=None, help="test items per evaluation (None: the whole split)")
+    p.add_argument("--itm-k", type=int, default=None, help="ITM re-ranking depth of retrieval (None: settings.ini itm_k)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[None], help="pruning and fine-tuning seeds (None: settings.ini seed)")
     p.add_argument("--workers", type=int, default=1, help="local worker processes, one torch thread each")
-    p.add_argument("--out-dir", default=None)
+    p.add_argument("--out-dir", default=None, help="results store (None: settings.ini [paths] results)")
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv: p.print_help(); return
     a = p.parse_args(argv)
     cfgs = grid(a.families, a.methods, a.sparsities, a.tasks, seeds=a.seeds, finetune_steps=a.finetune_steps,
                 eval_limit=a.eval_limit, itm_k=a.itm_k)
