@@ -12,7 +12,8 @@ import torch
 import torch.nn as nn
 
 # %% auto #0
-__all__ = ['MASKS_FORMAT', 'check_masks', 'MaskHolder', 'aliases', 'transfer', 'save_masks', 'load_masks', 'sparsity_report']
+__all__ = ['MASKS_FORMAT', 'check_masks', 'MaskHolder', 'aliases', 'transfer', 'save_masks', 'load_masks', 'sparsity_report',
+           'to_torch_prune']
 
 # %% ../nbs/05_masks.ipynb #c002b
 def _check_mask(source: str, name: str, m, param: torch.Tensor | None = None):
@@ -156,3 +157,14 @@ def sparsity_report(model: nn.Module, masks: dict) -> dict:
     overall = {"prunable": N, "pruned": P, "sparsity": P / N if N else 0.0, "total_params": total,
                "prunable_fraction": N / total if total else 0.0, "sparsity_of_total": P / total if total else 0.0}
     return {"layers": layers, "modalities": mods, "overall": overall, "unmatched": [k for k in masks if k not in used]}
+
+# %% ../nbs/05_masks.ipynb #bc952c7c
+def to_torch_prune(model: nn.Module, masks: dict) -> nn.Module:
+    "Attach `masks` (name → bool) to `model` as `torch.nn.utils.prune` masks (`<name>_mask` buffers); returns `model`."
+    import torch.nn.utils.prune as tprune
+    check_masks(model, masks, "to_torch_prune")
+    modules = dict(model.named_modules())
+    for name, m in masks.items():
+        owner, attr = name.rsplit(".", 1) if "." in name else ("", name)
+        tprune.custom_from_mask(modules[owner], attr, m.to(getattr(modules[owner], attr).device))
+    return model
