@@ -279,9 +279,10 @@ def claim_blip_harder(records, sparsity=0.9) -> dict:
             mf, dn = _stats(records, fam, task, "multiflow", sparsity, primary_metric(task)), _stats(records, fam, task, "dense", 0.0, primary_metric(task))
             if mf and dn and dn[0]: d.append(1 - mf[0] / dn[0])
         if d: drops[fam] = (sum(d) / len(d), len(d))
-    if len(drops) < 2: return {"verdict": "not run", "numbers": str(drops)}
+    numbers = ", ".join(f"{f}: {100 * v:.0f} % of dense lost ({n} tasks)" for f, (v, n) in drops.items())
+    if len(drops) < 2: return {"verdict": "not run", "numbers": numbers + "; the other model has no cells yet"}
     verdict = "reproduced" if drops["blip"][0] > drops["xvlm"][0] else "not reproduced"
-    return {"verdict": verdict, "numbers": ", ".join(f"{f}: {100 * v:.0f} % of dense lost ({n} tasks)" for f, (v, n) in drops.items())}
+    return {"verdict": verdict, "numbers": numbers}
 
 def claim_small_calibration(records) -> dict:
     "A small calibration set suffices: MULTIFLOW at 90 % with few batches is within noise of the largest set."
