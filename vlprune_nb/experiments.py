@@ -131,6 +131,11 @@ record_kind("structured_dense", {"kind": str, "key": str, "config": dict, "metri
 record_kind("pruning_runtime", {"kind": str, "key": str, "config": dict, "seconds": dict, "time": str},
             "vlprune_nb.multiflow_runs:runtime_key")
 
+def _of_type(value, typ) -> bool:
+    "isinstance, except that a bool is not a number (JSON's true is not a time in seconds)."
+    types = typ if isinstance(typ, tuple) else (typ,)
+    return isinstance(value, types) and (not isinstance(value, bool) or bool in types)
+
 def check_record(record, path: Path) -> str | None:
     "Why the record read from `path` cannot be trusted (a sentence), or None when it can."
     if not isinstance(record, dict): return f"not a JSON object but {type(record).__name__}"
@@ -138,7 +143,7 @@ def check_record(record, path: Path) -> str | None:
     if spec is None: return f"unknown kind {record.get('kind')!r} (known: {sorted(RECORD_KINDS)})"
     for field, typ in spec["fields"].items():
         if field not in record: return f"field {field!r} is missing"
-        if not isinstance(record[field], typ) or isinstance(record[field], bool) and bool not in (typ if isinstance(typ, tuple) else (typ,)):
+        if not _of_type(record[field], typ):
             return f"field {field!r} is {type(record[field]).__name__}, expected {getattr(typ, '__name__', typ)}"
     if record["key"] != path.stem: return f"its key {record['key']!r} is not its file name"
     try: key = _key_fn(spec)(record["config"])
