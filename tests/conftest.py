@@ -8,3 +8,14 @@ sys.path.insert(0, str(ROOT))
 
 @pytest.fixture
 def root() -> Path: return ROOT
+
+@pytest.fixture
+def shipped_store(root, tmp_path) -> Path:
+    "A copy of the results store as committed (git-tracked files only), so records a running sweep adds do not count."
+    import shutil, subprocess
+    files = subprocess.run(["git", "ls-files", "data/results"], cwd=root, capture_output=True, text=True).stdout.split()
+    store = tmp_path / "shipped_store"
+    for f in files:
+        (store / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(root / f, store / f)
+    return store / "data" / "results"

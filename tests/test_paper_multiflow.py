@@ -7,12 +7,12 @@ def streams(nb: dict) -> list[str]:
     return ["".join(o["text"]) for c in nb["cells"] if c["cell_type"] == "code"
             for o in c.get("outputs", []) if o.get("output_type") == "stream" and o.get("name") == "stdout"]
 
-def test_a_fresh_run_gives_the_committed_tables_and_figures(root, tmp_path):
+def test_a_fresh_run_gives_the_committed_tables_and_figures(root, tmp_path, shipped_store):
     committed = json.loads((root / "nbs" / "paper_multiflow.ipynb").read_text())
     assert streams(committed), "the chapter is committed executed (outputs kept)"
     out = tmp_path / "out.ipynb"
-    pm.execute_notebook(str(root / "nbs" / "paper_multiflow.ipynb"), str(out), parameters={"fig_dir": str(tmp_path / "figs")},
-                        cwd=str(root / "nbs"), progress_bar=False, kernel_name="python3")
+    pm.execute_notebook(str(root / "nbs" / "paper_multiflow.ipynb"), str(out), cwd=str(root / "nbs"), progress_bar=False,
+                        parameters={"fig_dir": str(tmp_path / "figs"), "out_dir": str(shipped_store)}, kernel_name="python3")
     assert streams(json.loads(out.read_text())) == streams(committed)
     drawn = sorted(p.name for p in (tmp_path / "figs").iterdir())
     shipped = sorted(p.name for p in (root / "figures").glob("multiflow_*"))

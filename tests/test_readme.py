@@ -35,10 +35,10 @@ def test_test_command_checks_notebooks_and_library_in_sync(root):
     test_cmd = commands((root / "README.md").read_text())[1]
     assert test_cmd.index("tests/check_sync.py") < test_cmd.index("nbdev-test") < test_cmd.index("pytest")
 
-def test_readme_result_tables_are_what_the_command_prints(root):
+def test_readme_result_tables_are_what_the_command_prints(root, shipped_store):
     "README's MULTIFLOW and UPop blocks are generated from the shipped records (vlprune-tables), never typed."
     from vlprune_nb.experiments import load_records
     from vlprune_nb.multiflow_runs import README_BLOCKS, readme_block
-    records, text = load_records(root / "data" / "results"), (root / "README.md").read_text()
+    records, text = load_records(shipped_store), (root / "README.md").read_text()
     for name, make in README_BLOCKS.items():
         assert readme_block(text, name) == make(records), f"README's {name} block is stale: run vlprune-tables --write README.md"
