@@ -3,9 +3,10 @@ import json
 import papermill as pm
 
 def streams(nb: dict) -> list[str]:
-    "The printed text of every code cell (the tables), in order."
-    return ["".join(o["text"]) for c in nb["cells"] if c["cell_type"] == "code"
-            for o in c.get("outputs", []) if o.get("output_type") == "stream" and o.get("name") == "stdout"]
+    "The printed text of every code cell (the tables), in order; a cell's stdout in one piece (Jupyter splits it by timing)."
+    out = ["".join("".join(o["text"]) for o in c.get("outputs", []) if o.get("output_type") == "stream" and o.get("name") == "stdout")
+           for c in nb["cells"] if c["cell_type"] == "code"]
+    return [t for t in out if t]
 
 def test_a_fresh_run_gives_the_committed_tables_and_figures(root, tmp_path, shipped_store):
     committed = json.loads((root / "nbs" / "paper_multiflow.ipynb").read_text())
