@@ -27,7 +27,8 @@ __all__ = ['NUMBER', 'RECORD_KINDS', 'PRUNE_KEYS', 'BENCHMARK_METHODS', 'TABLE_V
            'run_config', 'config_hash', 'run_key', 'environment', 'results_dir', 'record_path', 'record_kind',
            'check_record', 'scan_store', 'is_done', 'load_records', 'prune_config', 'prune_key', 'pruned_state',
            'mask_layers', 'prune_info', 'save_file_atomic', 'ran_modules', 'task_sparsity', 'run', 'dense_config_for',
-           'dense_metrics_for', 'layer_sparsity', 'grid', 'sweep', 'grid_cli', 'same_budget', 'mean_std', 'table']
+           'dense_metrics_for', 'layer_sparsity', 'grid', 'sweep', 'grid_cli', 'same_budget', 'mean_sd', 'mean_std',
+           'table']
 
 # %% ../nbs/30_experiments.ipynb #c004
 def checkpoint_sha256(family: str) -> str:
@@ -463,14 +464,19 @@ def same_budget(records: list[dict], varies=TABLE_VARIES) -> dict:
                          "; ".join(f"{k} ∈ {{{', '.join(v)}}}" for k, v in differ.items()))
     return shared
 
+def mean_sd(values: list) -> tuple[float, float, int] | None:
+    "(mean, sample standard deviation, n) of the values that are not None (sd 0 for one value); None for none."
+    values = [v for v in values if v is not None]
+    if not values: return None
+    m = sum(values) / len(values)
+    sd = (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+    return m, sd, len(values)
+
 def mean_std(values: list) -> str:
     "One value as is; several as 'mean ± std' (sample standard deviation), rounded to 0.1."
-    values = [v for v in values if v is not None]
-    if not values: return ""
-    if len(values) == 1: return str(values[0])
-    m = sum(values) / len(values)
-    sd = (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5
-    return f"{m:.1f} ± {sd:.1f}"
+    st = mean_sd(values)
+    if st is None: return ""
+    return str(next(v for v in values if v is not None)) if st[2] == 1 else f"{st[0]:.1f} ± {st[1]:.1f}"
 
 def table(records: list[dict], metric: str) -> str:
     "A markdown table of `metric`: rows = methods, columns = sparsities (dense in its own column), seeds as mean ± std."

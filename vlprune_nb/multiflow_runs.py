@@ -20,7 +20,7 @@ import torch
 from .config import settings, read_json, write_json, atomic_write
 from . import families, tasks
 from .data import calibration_batches
-from .experiments import (BENCHMARK_METHODS, run_config, grid, load_records, results_dir, mean_std,
+from .experiments import (BENCHMARK_METHODS, run_config, grid, load_records, results_dir, mean_std, mean_sd,
                                     same_budget, prune_info, config_hash, environment)
 from .figures import MAIN_METRICS, figures_dir
 from .pruning import prune, METHODS
@@ -169,11 +169,7 @@ def task_sparsity_table(records: list[dict], family: str, task: str, sparsity: f
 # %% ../nbs/35_multiflow.ipynb #c012
 def _stats(records, family, task, method, sparsity, metric, calib=None) -> tuple[float, float, int] | None:
     "(mean, std, n) of a cell, std 0 for one seed; None when absent."
-    vals = [v for v in _cell(select(records, family, task, calib_batches=calib), method, sparsity, metric) if v is not None]
-    if not vals: return None
-    m = sum(vals) / len(vals)
-    sd = (sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5 if len(vals) > 1 else 0.0
-    return m, sd, len(vals)
+    return mean_sd(_cell(select(records, family, task, calib_batches=calib), method, sparsity, metric))
 
 MIN_SPREAD = 1.0          # points: below this, two single-seed cells are not told apart
 

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import save_model, load_model
 from .config import progress as tqdm    # a widget in a notebook frontend, the terminal under papermill
 
-from .config import settings, read_json, write_json, sha256, seed_everything
+from .config import settings, read_json, write_json, sha256, seed_everything, atomic_write
 from . import families, tasks
 from .data import check_int
 from .experiments import environment, results_dir, load_records, config_hash, checkpoint_id, is_done
@@ -109,7 +109,7 @@ def dense_run(cfg: dict, out_dir=None, force: bool = False) -> tuple[dict, torch
     saved = None
     if dcfg["start"] == "finetuned" and dcfg["dense_steps"]:
         weights.parent.mkdir(parents=True, exist_ok=True)
-        tmp = weights.with_name(f".{weights.name}.tmp"); save_model(tm, str(tmp)); tmp.replace(weights); saved = weights
+        saved = atomic_write(weights, lambda t: save_model(tm, str(t)))       # fsync'd, renamed, never half-written
     manifest = dense_reference(dcfg["family"], dcfg["task"], dcfg["dense_steps"], dcfg["finetune_lr"])
     reuse = (manifest is not None and dcfg["eval_limit"] is None and dcfg["seed"] == 0 and dcfg["start"] == "finetuned"
              and dcfg["batch_size"] == settings().get("tasks", "batch_size", int)
