@@ -42,7 +42,7 @@ PARTS = ("benchmark_xvlm", "benchmark_blip", "noise", "ablations", "unimodal", "
 NOISE_SEEDS = (1, 2)
 ABLATIONS = ("multiflow_edges", "multiflow_nodes", "multiflow_inverted", "multiflow_global")
 CALIB_SIZES = (1, 4, 16, 64, 256)
-UNIMODAL_CALIB = (4, 256)
+UNIMODAL_CALIB = (4, 250)
 PRIORITY = ("multiflow", "omp", "snip", "itersnip", "chita++", "tamt", "lamp", "chita", "l2norm", "random")
 
 def primary_metric(task: str) -> str:
