@@ -64,9 +64,11 @@ def run_config(family: str = "blip", method: str = "multiflow", sparsity: float 
                finetune_lr=budget["lr"],
                eval_limit=check_int("eval_limit", eval_limit, 1, allow_none=True), options=options,
                checkpoint=checkpoint_id(family))
-    if task == "retrieval" and family in ("blip", "xvlm"):
+    if task == "retrieval" and families.FAMILIES[family].itm_rerank:
         cfg["itm_k"] = check_int("itm_k", S.get("tasks", "itm_k", int) if itm_k is None else itm_k, 0)
-    elif itm_k is not None: raise ValueError(f"itm_k={itm_k!r} applies to BLIP and XVLM retrieval only, not {family} {task}")
+    elif itm_k is not None:
+        raise ValueError(f"itm_k={itm_k!r} applies only to retrieval with ITM re-ranking "
+                         f"({', '.join(n for n, f in families.FAMILIES.items() if f.itm_rerank)}), not {family} {task}")
     return cfg
 
 def config_hash(cfg: dict) -> str:

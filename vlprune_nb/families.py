@@ -8,7 +8,7 @@ Docs: https://vlprune.github.io/vlprune_nb/families.html.md"""
 
 # %% ../nbs/02_families.ipynb #c002
 from __future__ import annotations
-import json, re
+import copy, json, re
 from contextlib import contextmanager
 from dataclasses import dataclass, asdict
 from pathlib import Path
@@ -19,7 +19,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors import safe_open, SafetensorError
 from transformers import (BlipConfig, BlipTextConfig, BlipVisionConfig, CLIPConfig, CLIPModel, ViTConfig,
-                          ViTForImageClassification, PreTrainedModel, PretrainedConfig)
+                          ViTForImageClassification, DeiTConfig, DeiTForImageClassification, PreTrainedModel,
+                          PretrainedConfig, BlipForImageTextRetrieval, BlipForConditionalGeneration,
+                          BlipForQuestionAnswering)
 from transformers.models.blip.modeling_blip import BlipPreTrainedModel, BlipVisionModel
 from transformers.models.blip.modeling_blip_text import BlipTextModel, BlipTextLMHeadModel, BlipTextOnlyMLMHead
 
@@ -28,10 +30,12 @@ from .data import Processor, load_tokenizer, enc_token_id, world_root, generate_
 
 # %% auto #0
 __all__ = ['KINDS', 'FAMILIES', 'MODEL_CLASSES', 'Prunable', 'register', 'family_of', 'Family', 'tied_groups', 'itc_loss',
-           'hard_negatives', 'itm_loss', 'BlipEncodeMixin', 'BlipForPretraining', 'blip_config', 'XVLMConfig',
-           'XVLMForPretraining', 'xvlm_config', 'BlipFamily', 'XVLMFamily', 'ClipFamily', 'VitFamily', 'GenericFamily',
-           'generic', 'prunable', 'modalities', 'world_tokenizer', 'processor_for', 'build', 'checkpoint_dir',
-           'open_safetensors', 'check_weights', 'weights_sha256', 'checkpoint_sha256', 'save', 'load']
+           'hard_negatives', 'itm_loss', 'enc_ids', 'dec_ids', 'BlipEncodeMixin', 'BlipForPretraining', 'BlipView',
+           'blip_config', 'XVLMConfig', 'XVLMForPretraining', 'xvlm_config', 'BlipForRetrieval', 'BlipForNLVR',
+           'XVLMForTask', 'answer_list', 'answer_index', 'BlipFamily', 'XVLMFamily', 'ClipFamily', 'VitFamily',
+           'DeitFamily', 'GenericFamily', 'generic', 'prunable', 'modalities', 'world_tokenizer', 'processor_for',
+           'build', 'checkpoint_dir', 'open_safetensors', 'check_weights', 'weights_sha256', 'checkpoint_sha256',
+           'save', 'load']
 
 # %% ../nbs/02_families.ipynb #c004
 KINDS = ("self_attn", "cross_attn", "mlp")
@@ -71,9 +75,16 @@ def family_of(model: nn.Module):
     return FAMILIES["generic"]
 
 class Family:
-    "Base class: subclasses define `name`, `modalities`, `rules`, `build`, `calibration_forward`, `pretraining_loss`."
+    "Base class: subclasses define `name`, `modalities`, `rules`, `build`, `calibration_forward`, `pretraining_loss` and their tasks' steps."
     name = ""; modalities: tuple = ()
     rules: list = []
+    uses_text = True                         # takes a tokenizer; its calibration batches carry text
+    tasks: tuple = ()                        # downstream tasks its task models serve
+    itm_rerank = False                       # retrieval re-ranks the ITC top k with an ITM head
+    new_task_weights = ("task_head", "cls_head", "temp")    # what a task model may initialise afresh
+    upop_attn_cost = 36                      # UPop: cost of an attention ζ entry, in MLP ζ entries (official code)
+    upop_update_at_zero = True               # UPop: the progressive update also runs at step 0
+    upop_random_bias = False                 # UPop's reference quirk: sliced attention biases drawn anew
 
     @classmethod
     def model_classes(cls) -> tuple: return ()
@@ -81,6 +92,46 @@ class Family:
     def prunable(cls, model) -> list[Prunable]: return _records(model, cls.rules)
     @classmethod
     def tied_groups(cls, model) -> list[list[str]]: return tied_groups(model)
+    @classmethod
+    def calib_keys(cls) -> tuple | None:
+        "The keys of its calibration batches (None: whatever the model's forward takes)."
+        return ("pixel_values", "input_ids", "attention_mask") if cls.uses_text else ("pixel_values", "labels")
+
+    @classmethod
+    def task_classes(cls) -> dict:
+        "task → the class of its task model, built from the pretrained weights by name (absent: a copy of the model)."
+        return {}
+    @classmethod
+    def task_config(cls, model, task: str):
+        "The config of `model`'s task model for `task`."
+        return copy.deepcopy(model.config)
+    @classmethod
+    def task_model(cls, model, task: str) -> nn.Module:
+        "A new task model for `task` with every weight it shares with `model` copied by name."
+        tcls = cls.task_classes().get(task)
+        if tcls is None: return copy.deepcopy(model)
+        tm = tcls(cls.task_config(model, task))
+        missing, _ = tm.load_state_dict(model.state_dict(), strict=False)
+        new = [k for k in missing if not k.startswith(cls.new_task_weights) and "position_ids" not in k]
+        if new: raise RuntimeError(f"{type(model).__name__} cannot make a {task} model ({tcls.__name__}): it has no weights "
+                                   f"for {new[:5]}{' and more' if len(new) > 5 else ''}")
+        return tm
+
+    @classmethod
+    def retrieval_loss(cls, tm, pixel_values, text: dict, generator=None) -> torch.Tensor:
+        "Retrieval fine-tuning loss: ITC + ITM with hard negatives."
+        losses, _ = tm.itc_itm_losses(pixel_values, text["input_ids"], text["attention_mask"], generator)
+        return sum(losses.values())
+    @classmethod
+    def image_states(cls, tm, pixel_values) -> tuple:
+        "Retrieval: (normalised ITC image features (N, E), the image tokens ITM re-ranking takes or None)."
+        e = tm.image_embeds(pixel_values)
+        return tm.image_feat(e), e
+    @classmethod
+    def inference_forward(cls, tm, task: str, x: dict):
+        "The task's inference path of task model `tm` on the declared input `x` (see `structured.example_inputs`)."
+        if task == "classification": return tm(pixel_values=x["pixel_values"]).logits
+        raise NotImplementedError(f"no declared inference path for family {cls.name!r}, task {task!r}")
 
 def tied_groups(model: nn.Module) -> list[list[str]]:
     "Groups of parameter names that are one tensor (first name = the one `named_parameters()` reports)."
@@ -119,6 +170,18 @@ def itm_loss(itm_logits, text, attention_mask, image_embeds, sim_i2t, generator=
 # %% ../nbs/02_families.ipynb #c011
 _SHARED = r"(embeddings\.(word_embeddings|position_embeddings|LayerNorm)\.(weight|bias)|encoder\.layer\.\d+\.(crossattention|intermediate|output)\..*)"
 
+def enc_ids(input_ids, config):
+    "`input_ids` with [ENC] in place of [CLS] when `config` names an `enc_token_id` (ours do, transformers' do not)."
+    enc = getattr(config, "enc_token_id", None)
+    if enc is None: return input_ids
+    ids = input_ids.clone(); ids[:, 0] = enc
+    return ids
+
+def dec_ids(input_ids, tokenizer):
+    "`input_ids` with the decoder's start token [DEC] (the tokenizer's BOS) in place of [CLS]."
+    ids = input_ids.clone(); ids[:, 0] = tokenizer.bos_token_id
+    return ids
+
 class BlipEncodeMixin:
     "ITC features and ITM logits of BLIP, shared by the pretraining model and the retrieval/NLVR task models."
     def image_embeds(self, pixel_values):
@@ -134,13 +197,16 @@ class BlipEncodeMixin:
         h = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         return F.normalize(self.text_proj(h[:, 0]), dim=-1)
 
-    def itm_logits(self, input_ids, attention_mask, image_embeds):
-        "ITM logits (B, 2) of text i with image i; the first token is replaced by [ENC]."
-        ids = input_ids.clone(); ids[:, 0] = self.config.enc_token_id
+    def grounded(self, input_ids, attention_mask, image_embeds):
+        "(B, L, H) states of the image-grounded encoder: [ENC] first (where the config names it), cross-attention to the image."
+        ids = enc_ids(input_ids, self.config)
         img_att = torch.ones(image_embeds.shape[:2], dtype=torch.long, device=image_embeds.device)
-        h = self.text_encoder(input_ids=ids, attention_mask=attention_mask, encoder_hidden_states=image_embeds,
-                              encoder_attention_mask=img_att).last_hidden_state
-        return self.itm_head(h[:, 0])
+        return self.text_encoder(input_ids=ids, attention_mask=attention_mask, encoder_hidden_states=image_embeds,
+                                 encoder_attention_mask=img_att).last_hidden_state
+
+    def itm_logits(self, input_ids, attention_mask, image_embeds):
+        "ITM logits (B, 2) of text i with image i."
+        return self.itm_head(self.grounded(input_ids, attention_mask, image_embeds)[:, 0])
 
     def itc_itm_losses(self, pixel_values, input_ids, attention_mask, generator=None) -> tuple[dict, torch.Tensor]:
         "ITC and ITM (one hard negative text per image and image per text) losses, and the image tokens."
@@ -189,6 +255,16 @@ class BlipForPretraining(BlipEncodeMixin, BlipPreTrainedModel):
         losses, img = self.itc_itm_losses(pixel_values, input_ids, attention_mask, generator)
         losses["lm"] = self.lm_loss(input_ids, attention_mask, img)
         return {**losses, "loss": sum(losses.values())}
+
+class BlipView(BlipEncodeMixin, nn.Module):
+    "The encode methods over the modules of a transformers BLIP model (shared, not copied); ITC temperature 0.07 if it has none."
+    def __init__(self, model):
+        super().__init__()
+        self.config = model.config
+        for k in ("vision_model", "text_encoder", "text_decoder", "vision_proj", "text_proj", "itm_head"):
+            if hasattr(model, k): setattr(self, k, getattr(model, k))
+        self.temp = getattr(model, "temp", None)
+        if self.temp is None: self.temp = torch.tensor(0.07)
 
 # %% ../nbs/02_families.ipynb #c013
 def _text_ids(tok) -> dict:
@@ -326,53 +402,211 @@ def xvlm_config(tok, hidden=128, text_layers=3, fusion_layers=2, vision_layers=4
     return XVLMConfig(vision_config=vc, text_config=tc, num_fusion_layers=fusion_layers, embed_dim=embed,
                       enc_token_id=enc_token_id(tok))
 
+# %% ../nbs/02_families.ipynb #cae0b5a8
+class BlipForRetrieval(BlipEncodeMixin, BlipForImageTextRetrieval):
+    "transformers' BlipForImageTextRetrieval with BLIP's learnable ITC temperature."
+    def __init__(self, config):
+        super().__init__(config)
+        self.temp = nn.Parameter(torch.tensor(0.07))
+
+class BlipForNLVR(BlipEncodeMixin, BlipPreTrainedModel):
+    "BLIP for NLVR: the statement is encoded against each image; the two [ENC] states go through an MLP head."
+    def __init__(self, config):
+        super().__init__(config)
+        self.vision_model = BlipVisionModel(config.vision_config)
+        self.text_encoder = BlipTextModel(config.text_config, add_pooling_layer=False)
+        h = config.text_config.hidden_size
+        self.cls_head = nn.Sequential(nn.Linear(2 * h, h), nn.ReLU(), nn.Linear(h, 2))
+        self.post_init()
+
+    def pair_logits(self, pixel_values, input_ids, attention_mask):
+        "pixel_values (B, 2, 3, H, W) → logits (B, 2)."
+        B = len(pixel_values)
+        img = self.image_embeds(pixel_values.flatten(0, 1))                     # (2B, T, H)
+        ids, am = input_ids.repeat_interleave(2, 0), attention_mask.repeat_interleave(2, 0)
+        h = self.grounded(ids, am, img)[:, 0]
+        return self.cls_head(h.reshape(B, -1))                                    # (B, 2H) -> (B, 2)
+
+class XVLMForTask(XVLMForPretraining):
+    "The XVLM model with a task head: `vqa` (answer classifier over the answer list) or `nlvr` (pair MLP)."
+    def __init__(self, config):
+        super().__init__(config)
+        h, task = config.text_config.hidden_size, getattr(config, "task", None)
+        if task == "vqa": self.task_head = nn.Sequential(nn.Linear(h, 2 * h), nn.ReLU(), nn.Linear(2 * h, config.num_answers))
+        elif task == "nlvr": self.task_head = nn.Sequential(nn.Linear(2 * h, h), nn.ReLU(), nn.Linear(h, 2))
+        self.post_init()
+
+    def pair_logits(self, pixel_values, input_ids, attention_mask):
+        "pixel_values (B, 2, 3, H, W) → logits (B, 2)."
+        B = len(pixel_values)
+        img = self.image_embeds(pixel_values.flatten(0, 1))                     # (2B, T, H)
+        am = attention_mask.repeat_interleave(2, 0)
+        txt = self.text_embeds(input_ids, attention_mask).repeat_interleave(2, 0)
+        return self.task_head(self.fuse(txt, am, img)[:, 0].reshape(B, -1))     # (B, 2H) -> (B, 2)
+
+    def lm_logits(self, input_ids, attention_mask, image_embeds):
+        "Causal text + fusion layers, MLM head as LM head: (B, L, V)."
+        h = self.text_embeds(input_ids, attention_mask, is_decoder=True)
+        return self.mlm_head(self.fuse(h, attention_mask, image_embeds, is_decoder=True))
+
+def answer_list() -> list[str]:
+    "The candidate answers of the world's VQA (BLIP's answer list)."
+    return read_json(generate_world() / "vqa/answer_list.json")
+
+def answer_index(tm) -> dict:
+    "answer → its output of the VQA answer classifier (cached on the task model)."
+    if not hasattr(tm, "_answers"): tm._answers = {a: i for i, a in enumerate(answer_list())}
+    return tm._answers
+
 # %% ../nbs/02_families.ipynb #c017
 _L = r"(?P<layer>\d+)"
+
+def _med_rules(prefixes) -> list:
+    "Rules of BERT-style (MED) text stacks: (regex prefix, modality) pairs."
+    rules = []
+    for prefix, mod in prefixes:
+        rules += [(rf"{prefix}encoder\.layer\.{_L}\.attention\.(self\.(query|key|value)|output\.dense)\.weight", mod, "self_attn"),
+                  (rf"{prefix}encoder\.layer\.{_L}\.crossattention\.(self\.(query|key|value)|output\.dense)\.weight", mod, "cross_attn"),
+                  (rf"{prefix}encoder\.layer\.{_L}\.(intermediate|output)\.dense\.weight", mod, "mlp")]
+    return rules
+
+def _role(model, roles) -> str | None:
+    "The task a model's class serves, from (class, task) pairs in order (None: a pretraining model)."
+    return next((task for c, task in roles if isinstance(model, c)), None)
 
 @register
 class BlipFamily(Family):
     "BLIP (MED): modalities vision and text (encoder, cross-attention and decoder all count as text, as in MULTIFLOW)."
     name, modalities = "blip", ("vision", "text")
+    tasks, itm_rerank = ("retrieval", "captioning", "vqa", "nlvr"), True
     rules = [(rf"vision_model\.encoder\.layers\.{_L}\.self_attn\.(qkv|projection)\.weight", "vision", "self_attn"),
              (rf"vision_model\.encoder\.layers\.{_L}\.mlp\.fc[12]\.weight", "vision", "mlp")]
-    for prefix in (r"text_encoder\.", r"text_decoder\.bert\."):
-        rules += [(rf"{prefix}encoder\.layer\.{_L}\.attention\.(self\.(query|key|value)|output\.dense)\.weight", "text", "self_attn"),
-                  (rf"{prefix}encoder\.layer\.{_L}\.crossattention\.(self\.(query|key|value)|output\.dense)\.weight", "text", "cross_attn"),
-                  (rf"{prefix}encoder\.layer\.{_L}\.(intermediate|output)\.dense\.weight", "text", "mlp")]
+    rules += _med_rules([(r"text_encoder\.", "text"), (r"text_decoder\.bert\.", "text")])
+    roles = ((BlipForPretraining, None), (BlipForRetrieval, "retrieval"), (BlipForNLVR, "nlvr"),
+             (BlipForImageTextRetrieval, "retrieval"), (BlipForConditionalGeneration, "captioning"),
+             (BlipForQuestionAnswering, "vqa"))
 
     @classmethod
-    def model_classes(cls):
-        from transformers import BlipForImageTextRetrieval, BlipForConditionalGeneration, BlipForQuestionAnswering
-        return (BlipForPretraining, BlipForImageTextRetrieval, BlipForConditionalGeneration, BlipForQuestionAnswering)
+    def model_classes(cls): return tuple(c for c, _ in cls.roles)
     @classmethod
     def build(cls, tok, **kw): return BlipForPretraining(blip_config(tok, **kw))
+    @classmethod
+    def task_classes(cls):
+        return {"retrieval": BlipForRetrieval, "captioning": BlipForConditionalGeneration,
+                "vqa": BlipForQuestionAnswering, "nlvr": BlipForNLVR}
+
+    @classmethod
+    def _dec(cls, model, input_ids):
+        "Decoder ids: [DEC] (the text config's BOS) in place of [CLS]."
+        ids = input_ids.clone(); ids[:, 0] = model.config.text_config.bos_token_id
+        return ids
 
     @classmethod
     @torch.no_grad()
     def calibration_forward(cls, model, batch):
-        "Vision encoder, image-grounded text encoder ([ENC]) and decoder ([DEC]), forward only."
-        img = model.image_embeds(batch["pixel_values"])
-        model.itm_logits(batch["input_ids"], batch["attention_mask"], img)
-        model.lm_loss(batch["input_ids"], batch["attention_mask"], img)
+        "Every prunable layer of the class, forward only (see the table above)."
+        px, ids, am = batch["pixel_values"], batch["input_ids"], batch["attention_mask"]
+        role = _role(model, cls.roles)
+        if role is None:
+            img = model.image_embeds(px)
+            model.itm_logits(ids, am, img)
+            model.lm_loss(ids, am, img)
+        elif role == "captioning": model(pixel_values=px, input_ids=cls._dec(model, ids), attention_mask=am)
+        else:
+            m = model if isinstance(model, BlipEncodeMixin) else BlipView(model)
+            states = m.grounded(ids, am, m.image_embeds(px))
+            if role == "vqa": model.text_decoder(input_ids=cls._dec(model, ids), attention_mask=am,
+                                                 encoder_hidden_states=states, encoder_attention_mask=am)
 
     @classmethod
-    def pretraining_loss(cls, model, batch, generator=None) -> dict: return model(**batch, generator=generator)
+    def pretraining_loss(cls, model, batch, generator=None) -> dict:
+        "The pretraining-style losses the class has (see the table above)."
+        role = _role(model, cls.roles)
+        if role is None: return model(**batch, generator=generator)
+        px, ids, am = batch["pixel_values"], batch["input_ids"], batch["attention_mask"]
+        if role == "retrieval":
+            losses, _ = (model if isinstance(model, BlipEncodeMixin) else BlipView(model)).itc_itm_losses(px, ids, am, generator)
+            return {**losses, "loss": sum(losses.values())}
+        if role == "nlvr":
+            raise ValueError(f"{type(model).__name__} has no pretraining-style loss (its task takes image pairs with labels): "
+                             "prune the pretrained model, then fine-tune it on NLVR")
+        dec = cls._dec(model, ids)
+        labels = dec.masked_fill(am == 0, -100)
+        if role == "captioning": loss = model(pixel_values=px, input_ids=dec, attention_mask=am, labels=labels).loss
+        else: loss = model(input_ids=enc_ids(ids, model.config), attention_mask=am, pixel_values=px, decoder_input_ids=dec,
+                           decoder_attention_mask=am, labels=labels).loss
+        return {"lm": loss, "loss": loss}
+
+    @classmethod
+    def text_states(cls, tm, input_ids, attention_mask) -> tuple:
+        "Retrieval: (normalised ITC text features (N, E), what ITM re-ranking takes for each text: its ids)."
+        return tm.text_feat(input_ids, attention_mask), input_ids
+    @classmethod
+    def captioning_loss(cls, tm, pixel_values, input_ids, attention_mask, labels) -> torch.Tensor:
+        return tm(pixel_values=pixel_values, input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
+    @classmethod
+    def vqa_loss(cls, tm, pixel_values, q: dict, answers: list[str]) -> torch.Tensor:
+        "The answer's LM loss given the image-grounded question."
+        a = tm.processor.text(answers)
+        a_ids = dec_ids(a["input_ids"], tm.processor.tokenizer)
+        return tm(input_ids=enc_ids(q["input_ids"], tm.config), attention_mask=q["attention_mask"], pixel_values=pixel_values,
+                  decoder_input_ids=a_ids, decoder_attention_mask=a["attention_mask"],
+                  labels=a_ids.masked_fill(a["attention_mask"] == 0, -100)).loss
+
+    @classmethod
+    def generate_captions(cls, tm, pixel_values, max_new_tokens: int, num_beams: int) -> list[str]:
+        "Beam search with transformers' `generate`."
+        out = tm.generate(pixel_values=pixel_values, max_new_tokens=max_new_tokens, num_beams=num_beams)
+        return tm.processor.tokenizer.batch_decode(out, skip_special_tokens=True)
+
+    @classmethod
+    def answer_questions(cls, tm, pixel_values, q: dict, answers: list[str]) -> list[str]:
+        "The candidate answer of highest decoder log-likelihood given the image-grounded question (BLIP's ranking)."
+        img = tm.vision_model(pixel_values=pixel_values).last_hidden_state
+        qh = tm.text_encoder(input_ids=enc_ids(q["input_ids"], tm.config), attention_mask=q["attention_mask"],
+                             encoder_hidden_states=img,
+                             encoder_attention_mask=torch.ones(img.shape[:2], dtype=torch.long, device=img.device)).last_hidden_state
+        a = tm.processor.text(answers); a_ids = dec_ids(a["input_ids"], tm.processor.tokenizer)
+        B, N = len(pixel_values), len(answers)
+        logits = tm.text_decoder(input_ids=a_ids.repeat(B, 1), attention_mask=a["attention_mask"].repeat(B, 1),
+                                 encoder_hidden_states=qh.repeat_interleave(N, 0),
+                                 encoder_attention_mask=q["attention_mask"].repeat_interleave(N, 0), return_logits=True)
+        target, valid = a_ids[:, 1:].repeat(B, 1), a["attention_mask"][:, 1:].repeat(B, 1).bool()   # (B*N, La-1)
+        logp = logits.log_softmax(-1).gather(-1, target[..., None]).squeeze(-1).masked_fill(~valid, 0).sum(-1)
+        return [answers[i] for i in logp.view(B, N).argmax(-1).tolist()]                               # (B, N) -> (B,)
+
+    @classmethod
+    def inference_forward(cls, tm, task, x):
+        ids, am, px = x.get("input_ids"), x.get("attention_mask"), x["pixel_values"]
+        if task == "retrieval":
+            img = tm.image_embeds(px)
+            return tm.image_feat(img), tm.text_feat(ids, am), tm.itm_logits(ids, am, img)
+        if task == "captioning": return tm(pixel_values=px, input_ids=ids, attention_mask=am).logits
+        if task == "nlvr": return tm.pair_logits(px, ids, am)
+        if task == "vqa":
+            img = tm.vision_model(pixel_values=px).last_hidden_state
+            qh = tm.text_encoder(input_ids=ids, attention_mask=am, encoder_hidden_states=img).last_hidden_state
+            return tm.text_decoder(input_ids=ids, attention_mask=am, encoder_hidden_states=qh, return_logits=True)
+        return super().inference_forward(tm, task, x)
 
 @register
 class XVLMFamily(Family):
     "XVLM: modalities vision, text and fusion."
     name, modalities = "xvlm", ("vision", "text", "fusion")
+    tasks, itm_rerank = ("retrieval", "captioning", "vqa", "nlvr"), True
     rules = [(rf"vision_encoder\.encoder\.layers\.{_L}\.self_attn\.(q|k|v|out)_proj\.weight", "vision", "self_attn"),
              (rf"vision_encoder\.encoder\.layers\.{_L}\.mlp\.fc[12]\.weight", "vision", "mlp")]
-    for prefix, mod in ((r"text_encoder\.", "text"), (r"fusion_encoder\.", "fusion")):
-        rules += [(rf"{prefix}encoder\.layer\.{_L}\.attention\.(self\.(query|key|value)|output\.dense)\.weight", mod, "self_attn"),
-                  (rf"{prefix}encoder\.layer\.{_L}\.crossattention\.(self\.(query|key|value)|output\.dense)\.weight", mod, "cross_attn"),
-                  (rf"{prefix}encoder\.layer\.{_L}\.(intermediate|output)\.dense\.weight", mod, "mlp")]
+    rules += _med_rules([(r"text_encoder\.", "text"), (r"fusion_encoder\.", "fusion")])
 
     @classmethod
-    def model_classes(cls): return (XVLMForPretraining,)
+    def model_classes(cls): return (XVLMForPretraining, XVLMForTask)
     @classmethod
     def build(cls, tok, **kw): return XVLMForPretraining(xvlm_config(tok, **kw))
+    @classmethod
+    def task_classes(cls): return dict.fromkeys(cls.tasks, XVLMForTask)
+    @classmethod
+    def task_config(cls, model, task):
+        return XVLMConfig(**{**model.config.to_dict(), "task": task, "num_answers": len(answer_list())})
 
     @classmethod
     @torch.no_grad()
@@ -384,10 +618,63 @@ class XVLMFamily(Family):
     @classmethod
     def pretraining_loss(cls, model, batch, generator=None) -> dict: return model(**batch, generator=generator)
 
+    @classmethod
+    def text_states(cls, tm, input_ids, attention_mask) -> tuple:
+        "Retrieval: (normalised ITC text features (N, E), the text-encoder states ITM re-ranking fuses)."
+        h = tm.text_embeds(input_ids, attention_mask)
+        return tm.text_feat(h), h
+    @classmethod
+    def captioning_loss(cls, tm, pixel_values, input_ids, attention_mask, labels) -> torch.Tensor:
+        "Next-token cross-entropy of the causal text + fusion stack."
+        logits = tm.lm_logits(input_ids, attention_mask, tm.image_embeds(pixel_values))
+        return F.cross_entropy(logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten(), ignore_index=-100)
+    @classmethod
+    def vqa_loss(cls, tm, pixel_values, q: dict, answers: list[str]) -> torch.Tensor:
+        "Cross-entropy of the answer classifier (answers outside the list are ignored)."
+        idx = answer_index(tm)
+        target = torch.tensor([idx.get(a, -100) for a in answers], device=pixel_values.device)
+        h = tm.fuse(tm.text_embeds(q["input_ids"], q["attention_mask"]), q["attention_mask"], tm.image_embeds(pixel_values))
+        return F.cross_entropy(tm.task_head(h[:, 0]), target, ignore_index=-100)
+
+    @classmethod
+    def generate_captions(cls, tm, pixel_values, max_new_tokens: int, num_beams: int) -> list[str]:
+        "Greedy decoding with the causal fusion decoder (`num_beams` is not used)."
+        tok = tm.processor.tokenizer
+        img = tm.image_embeds(pixel_values)
+        ids = torch.full((len(pixel_values), 1), tok.bos_token_id, device=pixel_values.device)
+        done = torch.zeros(len(pixel_values), dtype=torch.bool, device=pixel_values.device)
+        for _ in range(max_new_tokens):
+            nxt = tm.lm_logits(ids, torch.ones_like(ids), img)[:, -1].argmax(-1)
+            nxt = nxt.masked_fill(done, tok.pad_token_id)
+            ids = torch.cat([ids, nxt[:, None]], 1); done |= nxt == tok.sep_token_id
+            if done.all(): break
+        return tok.batch_decode(ids, skip_special_tokens=True)
+
+    @classmethod
+    def answer_questions(cls, tm, pixel_values, q: dict, answers: list[str]) -> list[str]:
+        "The answer classifier's top answer."
+        h = tm.fuse(tm.text_embeds(q["input_ids"], q["attention_mask"]), q["attention_mask"], tm.image_embeds(pixel_values))
+        return [answers[i] for i in tm.task_head(h[:, 0]).argmax(-1).tolist()]
+
+    @classmethod
+    def inference_forward(cls, tm, task, x):
+        ids, am, px = x.get("input_ids"), x.get("attention_mask"), x["pixel_values"]
+        if task == "nlvr": return tm.pair_logits(px, ids, am)
+        if task == "captioning": return tm.lm_logits(ids, am, tm.image_embeds(px))
+        if task in ("retrieval", "vqa"):
+            img = tm.image_embeds(px); txt = tm.text_embeds(ids, am)
+            if task == "retrieval": return tm.image_feat(img), tm.text_feat(txt), tm.itm_logits(txt, am, img)
+            return tm.task_head(tm.fuse(txt, am, img)[:, 0])
+        return super().inference_forward(tm, task, x)
+
+def _clip_features(out):
+    "CLIP's projected features, L2-normalised (transformers 5 returns them as `pooler_output`; older versions as a tensor)."
+    return F.normalize(getattr(out, "pooler_output", out), dim=-1)
+
 @register
 class ClipFamily(Family):
     "CLIP: a dual encoder (transformers' CLIPModel), modalities vision and text."
-    name, modalities = "clip", ("vision", "text")
+    name, modalities, tasks = "clip", ("vision", "text"), ("retrieval",)
     rules = [(rf"{m}_model\.encoder\.layers\.{_L}\.self_attn\.(q|k|v|out)_proj\.weight", m, "self_attn") for m in ("vision", "text")]
     rules += [(rf"{m}_model\.encoder\.layers\.{_L}\.mlp\.fc[12]\.weight", m, "mlp") for m in ("vision", "text")]
 
@@ -411,12 +698,32 @@ class ClipFamily(Family):
         loss = model(**batch, return_loss=True).loss
         return {"itc": loss, "loss": loss}
 
+    @classmethod
+    def retrieval_loss(cls, tm, pixel_values, text: dict, generator=None) -> torch.Tensor:
+        return tm(pixel_values=pixel_values, **text, return_loss=True).loss
+    @classmethod
+    def image_states(cls, tm, pixel_values) -> tuple:
+        return _clip_features(tm.get_image_features(pixel_values=pixel_values)), None
+    @classmethod
+    def text_states(cls, tm, input_ids, attention_mask) -> tuple:
+        return _clip_features(tm.get_text_features(input_ids=input_ids, attention_mask=attention_mask)), None
+    @classmethod
+    def inference_forward(cls, tm, task, x):
+        if task == "retrieval":
+            return tm(pixel_values=x["pixel_values"], input_ids=x["input_ids"], attention_mask=x["attention_mask"]).logits_per_image
+        return super().inference_forward(tm, task, x)
+
+def _vit_rules(prefix: str) -> list:
+    "Rules of a transformers 5 ViT-style encoder under `prefix` (`<prefix>.layers.N.attention.{q,k,v,o}_proj`, `mlp.fc1/2`)."
+    return [(rf"{prefix}\.layers\.{_L}\.attention\.(q|k|v|o)_proj\.weight", "vision", "self_attn"),
+            (rf"{prefix}\.layers\.{_L}\.mlp\.fc[12]\.weight", "vision", "mlp")]
+
 @register
 class VitFamily(Family):
     "A unimodal ViT classifier (transformers' ViTForImageClassification); one modality, vision."
-    name, modalities = "vit", ("vision",)
-    rules = [(rf"vit\.layers\.{_L}\.attention\.(q|k|v|o)_proj\.weight", "vision", "self_attn"),
-             (rf"vit\.layers\.{_L}\.mlp\.fc[12]\.weight", "vision", "mlp")]
+    name, modalities, tasks, uses_text = "vit", ("vision",), ("classification",), False
+    rules = _vit_rules("vit")
+    upop_attn_cost, upop_update_at_zero, upop_random_bias = 12, False, True   # UPop's DeiT code
 
     @classmethod
     def model_classes(cls): return (ViTForImageClassification,)
@@ -435,11 +742,27 @@ class VitFamily(Family):
         loss = model(pixel_values=batch["pixel_values"], labels=batch["labels"]).loss
         return {"cls": loss, "loss": loss}
 
+@register
+class DeitFamily(VitFamily):
+    "DeiT (transformers' DeiTForImageClassification): a ViT with a distillation token; everything else as the ViT's."
+    name, rules = "deit", _vit_rules("deit")
+
+    @classmethod
+    def model_classes(cls): return (DeiTForImageClassification,)
+    @classmethod
+    def build(cls, tok=None, hidden=128, layers=4, heads=4, image_size=32, patch=4, num_labels=12):
+        return DeiTForImageClassification(DeiTConfig(hidden_size=hidden, intermediate_size=4 * hidden, num_hidden_layers=layers,
+                                                     num_attention_heads=heads, image_size=image_size, patch_size=patch,
+                                                     num_labels=num_labels))
+
 # %% ../nbs/02_families.ipynb #c019
 @register
 class GenericFamily(Family):
     "Any nn.Module: all Linear weights, modality from `model.vlprune_modality_fn` (default 'all')."
     name, modalities = "generic", ("all",)
+
+    @classmethod
+    def calib_keys(cls): return None
 
     @classmethod
     def prunable(cls, model) -> list[Prunable]:
@@ -480,7 +803,7 @@ def modalities(model: nn.Module) -> tuple:
     return tuple(m for m in fam.modalities if m in present) + tuple(sorted(present - set(fam.modalities)))
 
 # %% ../nbs/02_families.ipynb #c023
-MODEL_CLASSES = {c.__name__: c for c in (BlipForPretraining, XVLMForPretraining, CLIPModel, ViTForImageClassification)}
+MODEL_CLASSES = {c.__name__: c for fam in FAMILIES.values() for c in fam.model_classes()}   # ours and transformers' by name
 
 def world_tokenizer():
     "The generated world's tokenizer (the world is generated first if needed)."
@@ -497,7 +820,7 @@ def build(name: str, tokenizer=None, **kw) -> nn.Module:
     if name not in FAMILIES or name == "generic":
         raise ValueError(f"unknown family {name!r}; known: {sorted(k for k in FAMILIES if k != 'generic')}")
     fam = FAMILIES[name]
-    tok = None if name == "vit" else (tokenizer or world_tokenizer())
+    tok = (tokenizer or world_tokenizer()) if fam.uses_text else None
     model = fam.build(tok, **kw)
     model.config.vlprune_family = name
     model.processor = processor_for(model, tok)
@@ -650,7 +973,7 @@ def load(name_or_path) -> nn.Module:
     model.config.vlprune_family = fam.name
     tok_dir = p / "tokenizer" if (p / "tokenizer").is_dir() else p
     has_tok = (tok_dir / "tokenizer_config.json").is_file()
-    tok = load_tokenizer(tok_dir) if has_tok and fam.name != "vit" else None
+    tok = load_tokenizer(tok_dir) if has_tok and fam.uses_text else None
     model.processor = Processor(tokenizer=tok, **info["processor"]) if info and info.get("processor") else processor_for(model, tok)
     return model
 

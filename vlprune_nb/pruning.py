@@ -24,7 +24,7 @@ from .config import progress as tqdm    # a widget in a notebook frontend, the t
 from .families import Prunable, family_of, prunable
 
 # %% auto #0
-__all__ = ['METHODS', 'OPTION_CHECKS', 'CALIB_KEYS', 'SCHEDULES', 'n_pruned', 'lowest_k', 'Method', 'PruneContext', 'PruneResult',
+__all__ = ['METHODS', 'OPTION_CHECKS', 'SCHEDULES', 'n_pruned', 'lowest_k', 'Method', 'PruneContext', 'PruneResult',
            'check_calibration', 'preserved', 'prune', 'scores', 'global_threshold', 'apportion', 'per_layer', 'normal',
            'magnitude', 'l2_normalised', 'lamp_score', 'lamp', 'non_finite', 'token_side', 'ActivationStats',
            'activation_stats', 'flow_terms', 'flow', 'flow_nodes', 'flow_inverted', 'prior_counts', 'modality_prior',
@@ -124,14 +124,11 @@ def _check_method(method: str, options: dict) -> Method:
     for k, v in options.items(): OPTION_CHECKS[k](f"{method}: {k}", v)
     return spec
 
-CALIB_KEYS = {"blip": ("pixel_values", "input_ids", "attention_mask"), "xvlm": ("pixel_values", "input_ids", "attention_mask"),
-              "clip": ("pixel_values", "input_ids", "attention_mask"), "vit": ("pixel_values", "labels")}
-
 def check_calibration(model: nn.Module, batches: list):
     "Raise naming the batch and its fault when a calibration batch does not fit `model`'s family: keys, tensors' batch sizes, image size."
-    fam = family_of(model).name
-    if fam not in CALIB_KEYS: return                          # a generic module takes whatever its forward takes
-    want, vc = CALIB_KEYS[fam], getattr(model.config, "vision_config", model.config)
+    fam, want = family_of(model).name, family_of(model).calib_keys()
+    if want is None: return                                   # a generic module takes whatever its forward takes
+    vc = getattr(model.config, "vision_config", model.config)
     image = (getattr(vc, "num_channels", 3), vc.image_size, vc.image_size)
     for i, b in enumerate(batches):
         at = f"calibration batch {i}"

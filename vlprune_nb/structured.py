@@ -20,7 +20,7 @@ from transformers.models.blip.modeling_blip import BlipAttention
 
 from .config import settings, seed_everything, write_json, read_json
 from .data import Processor, load_tokenizer
-from .families import prunable, family_of, MODEL_CLASSES, open_safetensors
+from .families import FAMILIES, prunable, family_of, MODEL_CLASSES, open_safetensors
 from . import tasks as _tasks
 from .tasks import check_task, task_model, task_data, task_loss, finetune, evaluate
 
@@ -141,15 +141,15 @@ def ratio_schedule(p: float, T: int, kind: str = "cosine") -> list[float]:
 
 # %% ../nbs/20_structured.ipynb #c014
 COST_MODES = ("official", "exact")
-OFFICIAL_ATTN_COST = {"blip": 36, "clip": 36, "xvlm": 36, "vit": 12}
+OFFICIAL_ATTN_COST = {name: fam.upop_attn_cost for name, fam in FAMILIES.items() if fam.tasks}   # each family's own
 
 def unit_costs(model: nn.Module, us: list[Unit], mode: str = "official") -> dict[str, float]:
     "Cost of one ζ entry of each unit: official (36 or 12 : 1) or exact (parameters it controls)."
     if mode not in COST_MODES: raise ValueError(f"unknown cost mode {mode!r}; known: {list(COST_MODES)}")
     if mode == "exact": return {u.name: float(u.entry_params) for u in us}
-    fam = family_of(model).name
-    if fam not in OFFICIAL_ATTN_COST: raise ValueError(f"no official cost weights for family {fam!r}; use cost_mode='exact'")
-    return {u.name: float(OFFICIAL_ATTN_COST[fam] if u.kind != "mlp" else 1) for u in us}
+    fam = family_of(model)
+    if not fam.tasks: raise ValueError(f"no official cost weights for family {fam.name!r}; use cost_mode='exact'")
+    return {u.name: float(fam.upop_attn_cost if u.kind != "mlp" else 1) for u in us}
 
 def zscore(x: torch.Tensor) -> torch.Tensor:
     "(x − mean) / unbiased std (just x − mean when the std is 0)."
@@ -290,7 +290,7 @@ def extract(model: nn.Module, structure: dict, reference_quirks: bool = False) -
                 rows = torch.cat([t * H * d + per_head for t in range(tiles)])
                 scale = z.repeat(H * tiles)
                 if text_like and q.endswith(".query") and not reference_quirks: scale = scale * math.sqrt(dk / d)
-                rb = reference_quirks and (u.fused or isinstance(attn, _vit_attention_classes()))
+                rb = reference_quirks and (u.fused or family_of(model).upop_random_bias)
                 _slice_linear(_get(new, q), rows=rows, row_scale=scale, random_bias=rb)
             _slice_linear(_get(new, u.out), cols=per_head)
             if text_like:
@@ -315,10 +315,6 @@ def extract(model: nn.Module, structure: dict, reference_quirks: bool = False) -
     new.vlprune_structure = {"format": "vlprune_extracted/1", "reference_quirks": reference_quirks,
                              "source_structure": {k: v for k, v in structure.items() if k != "modules"}, "modules": manifest}
     return new.eval()
-
-def _vit_attention_classes():
-    from transformers.models.vit.modeling_vit import ViTAttention
-    return (ViTAttention,)
 
 # %% ../nbs/20_structured.ipynb #c022
 def random_structure(model: nn.Module, keep: float = 0.5, seed: int = 0) -> dict:
@@ -346,9 +342,7 @@ def masked(model: nn.Module, structure: dict) -> nn.Module:
 def _model_class(name: str, manifest: Path):
     "The model class `manifest` names: ours, the task models', or one of transformers'."
     import transformers
-    known = {**MODEL_CLASSES, "BlipForRetrieval": _tasks.BlipForRetrieval, "BlipForNLVR": _tasks.BlipForNLVR,
-             "XVLMForTask": _tasks.XVLMForTask}
-    cls = known.get(name) or getattr(transformers, name, None)
+    cls = MODEL_CLASSES.get(name) or getattr(transformers, name, None)
     if cls is None: raise ValueError(f"{manifest}: unknown model class {name!r}")
     return cls
 
@@ -451,28 +445,8 @@ def example_inputs(model: nn.Module, task: str, batch_size: int = 1, text_len: i
     return out
 
 def inference_forward(model: nn.Module, task: str, x: dict):
-    "The task's inference path of task model `model` on `x` (see above)."
-    fam = family_of(model).name
-    if task == "classification": return model(pixel_values=x["pixel_values"]).logits
-    ids, am, px = x.get("input_ids"), x.get("attention_mask"), x["pixel_values"]
-    if fam == "clip": return model(pixel_values=px, input_ids=ids, attention_mask=am).logits_per_image
-    if fam == "blip":
-        if task == "retrieval":
-            img = model.image_embeds(px)
-            return model.image_feat(img), model.text_feat(ids, am), model.itm_logits(ids, am, img)
-        if task == "captioning": return model(pixel_values=px, input_ids=ids, attention_mask=am).logits
-        if task == "nlvr": return model.pair_logits(px, ids, am)
-        if task == "vqa":
-            img = model.vision_model(pixel_values=px).last_hidden_state
-            qh = model.text_encoder(input_ids=ids, attention_mask=am, encoder_hidden_states=img).last_hidden_state
-            return model.text_decoder(input_ids=ids, attention_mask=am, encoder_hidden_states=qh, return_logits=True)
-    if fam == "xvlm":
-        if task == "nlvr": return model.pair_logits(px, ids, am)
-        if task == "captioning": return model.lm_logits(ids, am, model.image_embeds(px))
-        img = model.image_embeds(px); txt = model.text_embeds(ids, am)
-        if task == "retrieval": return model.image_feat(img), model.text_feat(txt), model.itm_logits(txt, am, img)
-        if task == "vqa": return model.task_head(model.fuse(txt, am, img)[:, 0])
-    raise NotImplementedError(f"no declared inference path for family {fam!r}, task {task!r}")
+    "The task's inference path of task model `model` on `x` (see above), as its family declares it."
+    return family_of(model).inference_forward(model, task, x)
 
 def flops_of(call) -> int:
     "FLOPs (FlopCounterMode, 2 per multiply-accumulate) of the zero-argument `call`, without gradients."
@@ -572,7 +546,7 @@ def search(model: nn.Module, task: str, ratio: float, method: str = "upop", step
     gen = torch.Generator().manual_seed(seed)
     per_epoch = max(1, len(data) // batch_size)
     items, epoch = _tasks._train_items(task, data, 0, seed), 0
-    upd = _updates(T, I, at_zero=fam != "vit") if method == "upop" else set()
+    upd = _updates(T, I, at_zero=family_of(model).upop_update_at_zero) if method == "upop" else set()
     attn_z = [zeta[u.name] for u in us if u.kind != "mlp"]; mlp_z = [zeta[u.name] for u in us if u.kind == "mlp"]
     history, losses = [], []
     tm.train()

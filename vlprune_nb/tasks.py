@@ -14,106 +14,34 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .config import progress as tqdm    # a widget in a notebook frontend, the terminal under papermill
-from transformers import BlipForImageTextRetrieval, BlipForConditionalGeneration, BlipForQuestionAnswering
-from transformers.models.blip.modeling_blip import BlipPreTrainedModel, BlipVisionModel
-from transformers.models.blip.modeling_blip_text import BlipTextModel
 
 from .config import settings, seed_everything
-from .data import world_items, load_images, vqa_score, generate_world, read_json, augment, check_int, check_float
-from .families import family_of, BlipEncodeMixin, XVLMForPretraining, XVLMConfig
+from .data import world_items, load_images, vqa_score, augment, check_int, check_float
+from .families import FAMILIES, family_of, dec_ids, answer_list, BlipForRetrieval, BlipForNLVR, XVLMForTask
 from .masks import MaskHolder, transfer, check_masks
 
 # %% auto #0
-__all__ = ['TASKS', 'FAMILY_TASKS', 'check_task', 'BlipForRetrieval', 'BlipForNLVR', 'XVLMForTask', 'answer_list', 'task_model',
-           'task_data', 'task_loss', 'finetune_defaults', 'finetune', 'recall_at', 'eval_retrieval', 'caption_metrics',
-           'generate_captions', 'eval_captioning', 'answer_questions', 'eval_vqa', 'eval_nlvr', 'eval_classification',
-           'evaluate']
+__all__ = ['TASKS', 'FAMILY_TASKS', 'check_task', 'task_model', 'task_data', 'task_loss', 'finetune_defaults', 'finetune',
+           'recall_at', 'eval_retrieval', 'caption_metrics', 'generate_captions', 'eval_captioning', 'answer_questions',
+           'eval_vqa', 'eval_nlvr', 'eval_classification', 'evaluate']
 
 # %% ../nbs/04_tasks.ipynb #c003
 TASKS = ("retrieval", "captioning", "vqa", "nlvr", "classification")
-FAMILY_TASKS = {"blip": ("retrieval", "captioning", "vqa", "nlvr"), "xvlm": ("retrieval", "captioning", "vqa", "nlvr"),
-                "clip": ("retrieval",), "vit": ("classification",)}
+FAMILY_TASKS = {name: fam.tasks for name, fam in FAMILIES.items() if fam.tasks}   # each family's own list
 
 def check_task(model, task: str) -> str:
     "The family name of `model`, after checking that it supports `task` (errors list the known ones)."
     if task not in TASKS: raise ValueError(f"unknown task {task!r}; known: {list(TASKS)}")
-    fam = family_of(model).name
-    if task not in FAMILY_TASKS.get(fam, ()):
-        raise ValueError(f"family {fam!r} has no task {task!r}; its tasks: {list(FAMILY_TASKS.get(fam, ()))}")
-    return fam
-
-# %% ../nbs/04_tasks.ipynb #c005
-class BlipForRetrieval(BlipEncodeMixin, BlipForImageTextRetrieval):
-    "transformers' BlipForImageTextRetrieval with BLIP's learnable ITC temperature."
-    def __init__(self, config):
-        super().__init__(config)
-        self.temp = nn.Parameter(torch.tensor(0.07))
-
-class BlipForNLVR(BlipEncodeMixin, BlipPreTrainedModel):
-    "BLIP for NLVR: the statement is encoded against each image; the two [ENC] states go through an MLP head."
-    def __init__(self, config):
-        super().__init__(config)
-        self.vision_model = BlipVisionModel(config.vision_config)
-        self.text_encoder = BlipTextModel(config.text_config, add_pooling_layer=False)
-        h = config.text_config.hidden_size
-        self.cls_head = nn.Sequential(nn.Linear(2 * h, h), nn.ReLU(), nn.Linear(h, 2))
-        self.post_init()
-
-    def pair_logits(self, pixel_values, input_ids, attention_mask):
-        "pixel_values (B, 2, 3, H, W) → logits (B, 2)."
-        B = len(pixel_values)
-        img = self.image_embeds(pixel_values.flatten(0, 1))                     # (2B, T, H)
-        ids, am = input_ids.repeat_interleave(2, 0), attention_mask.repeat_interleave(2, 0)
-        ids = ids.clone(); ids[:, 0] = self.config.enc_token_id
-        img_att = torch.ones(img.shape[:2], dtype=torch.long)
-        h = self.text_encoder(input_ids=ids, attention_mask=am, encoder_hidden_states=img,
-                              encoder_attention_mask=img_att).last_hidden_state[:, 0]
-        return self.cls_head(h.reshape(B, -1))                                    # (B, 2H) -> (B, 2)
-
-class XVLMForTask(XVLMForPretraining):
-    "The XVLM model with a task head: `vqa` (answer classifier over the answer list) or `nlvr` (pair MLP)."
-    def __init__(self, config):
-        super().__init__(config)
-        h, task = config.text_config.hidden_size, getattr(config, "task", None)
-        if task == "vqa": self.task_head = nn.Sequential(nn.Linear(h, 2 * h), nn.ReLU(), nn.Linear(2 * h, config.num_answers))
-        elif task == "nlvr": self.task_head = nn.Sequential(nn.Linear(2 * h, h), nn.ReLU(), nn.Linear(h, 2))
-        self.post_init()
-
-    def pair_logits(self, pixel_values, input_ids, attention_mask):
-        "pixel_values (B, 2, 3, H, W) → logits (B, 2)."
-        B = len(pixel_values)
-        img = self.image_embeds(pixel_values.flatten(0, 1))                     # (2B, T, H)
-        am = attention_mask.repeat_interleave(2, 0)
-        txt = self.text_embeds(input_ids, attention_mask).repeat_interleave(2, 0)
-        return self.task_head(self.fuse(txt, am, img)[:, 0].reshape(B, -1))     # (B, 2H) -> (B, 2)
-
-    def lm_logits(self, input_ids, attention_mask, image_embeds):
-        "Causal text + fusion layers, MLM head as LM head: (B, L, V)."
-        h = self.text_embeds(input_ids, attention_mask, is_decoder=True)
-        return self.mlm_head(self.fuse(h, attention_mask, image_embeds, is_decoder=True))
+    fam = family_of(model)
+    if task not in fam.tasks: raise ValueError(f"family {fam.name!r} has no task {task!r}; its tasks: {list(fam.tasks)}")
+    return fam.name
 
 # %% ../nbs/04_tasks.ipynb #c006
-def answer_list() -> list[str]:
-    "The candidate answers of the world's VQA (BLIP's answer list)."
-    return read_json(generate_world() / "vqa/answer_list.json")
-
-def _xvlm_task_config(model, task):
-    cfg = XVLMConfig(**{**model.config.to_dict(), "task": task, "num_answers": len(answer_list())})
-    return cfg
-
 def task_model(model, task: str) -> nn.Module:
-    "A model for `task` built from `model` (a family's pretrained model), with every weight it shares copied by name."
+    "A model for `task` built from `model` (a family's pretrained model) by its family, every shared weight copied by name."
     fam = check_task(model, task)
     if getattr(model, "vlprune_task", None) == task: return model
-    if fam in ("clip", "vit"): tm = copy.deepcopy(model)
-    else:
-        cls = {("blip", "retrieval"): BlipForRetrieval, ("blip", "captioning"): BlipForConditionalGeneration,
-               ("blip", "vqa"): BlipForQuestionAnswering, ("blip", "nlvr"): BlipForNLVR}.get((fam, task), XVLMForTask)
-        cfg = _xvlm_task_config(model, task) if cls is XVLMForTask else copy.deepcopy(model.config)
-        tm = cls(cfg)
-        missing, _ = tm.load_state_dict(model.state_dict(), strict=False)
-        new = [k for k in missing if not k.startswith(("task_head", "cls_head")) and "position_ids" not in k]
-        if new: raise RuntimeError(f"{type(tm).__name__} found no pretrained weights for {new[:5]}")
+    tm = family_of(model).task_model(model, task)
     tm.config.vlprune_family, tm.vlprune_task, tm.processor = fam, task, model.processor
     return tm.eval()
 
@@ -137,31 +65,18 @@ def _train_items(task: str, data: list[dict], epoch: int, seed: int) -> list[dic
 # %% ../nbs/04_tasks.ipynb #c010
 def _images(tm, paths): return tm.processor.pixels(load_images(paths, tm.processor.image_size))
 
-def _dec_ids(tm, ids):
-    "Replace [CLS] by the decoder's start token [DEC]."
-    ids = ids.clone(); ids[:, 0] = tm.processor.tokenizer.bos_token_id; return ids
-
-def _answer_index(tm) -> dict:
-    if not hasattr(tm, "_answers"): tm._answers = {a: i for i, a in enumerate(answer_list())}
-    return tm._answers
 
 def task_loss(tm, task: str, items: list[dict], generator=None) -> torch.Tensor:
-    "The fine-tuning loss of task model `tm` on a list of records."
-    fam, proc = family_of(tm).name, tm.processor
+    "The fine-tuning loss of task model `tm` on a list of records (the model-specific step is its family's)."
+    fam, proc = family_of(tm), tm.processor
     if task == "classification":                                  # augmented as in pretraining (data.augment)
         px = augment(_images(tm, [x["image"] for x in items]), generator or torch.Generator().manual_seed(0))
         return tm(pixel_values=px, labels=torch.tensor([x["label"] for x in items])).loss
     if task in ("retrieval", "captioning"):
         px, txt = _images(tm, [x["image"] for x in items]), proc.text([x["caption"] for x in items])
-        if fam == "clip": return tm(pixel_values=px, **txt, return_loss=True).loss
-        if task == "retrieval":
-            losses, _ = tm.itc_itm_losses(px, txt["input_ids"], txt["attention_mask"], generator)
-            return sum(losses.values())
-        ids, am = _dec_ids(tm, txt["input_ids"]), txt["attention_mask"]
-        labels = ids.masked_fill(am == 0, -100)
-        if fam == "blip": return tm(pixel_values=px, input_ids=ids, attention_mask=am, labels=labels).loss
-        logits = tm.lm_logits(ids, am, tm.image_embeds(px))
-        return F.cross_entropy(logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten(), ignore_index=-100)
+        if task == "retrieval": return fam.retrieval_loss(tm, px, txt, generator)
+        ids, am = dec_ids(txt["input_ids"], proc.tokenizer), txt["attention_mask"]
+        return fam.captioning_loss(tm, px, ids, am, ids.masked_fill(am == 0, -100))
     if task == "nlvr":
         px = torch.stack([_images(tm, x["images"]) for x in items])              # (B, 2, 3, H, W)
         txt = proc.text([x["sentence"] for x in items])
@@ -169,16 +84,7 @@ def task_loss(tm, task: str, items: list[dict], generator=None) -> torch.Tensor:
                                torch.tensor([int(x["label"]) for x in items]))
     if task == "vqa":
         px, q = _images(tm, [x["image"] for x in items]), proc.text([x["question"] for x in items])
-        if fam == "xvlm":
-            idx = _answer_index(tm)
-            target = torch.tensor([idx.get(x["answer"], -100) for x in items])
-            h = tm.fuse(tm.text_embeds(q["input_ids"], q["attention_mask"]), q["attention_mask"], tm.image_embeds(px))
-            return F.cross_entropy(tm.task_head(h[:, 0]), target, ignore_index=-100)
-        a = proc.text([x["answer"] for x in items])
-        a_ids = _dec_ids(tm, a["input_ids"])
-        q_ids = q["input_ids"].clone(); q_ids[:, 0] = tm.config.enc_token_id
-        return tm(input_ids=q_ids, attention_mask=q["attention_mask"], pixel_values=px, decoder_input_ids=a_ids,
-                  decoder_attention_mask=a["attention_mask"], labels=a_ids.masked_fill(a["attention_mask"] == 0, -100)).loss
+        return fam.vqa_loss(tm, px, q, [x["answer"] for x in items])
     raise ValueError(f"unknown task {task!r}; known: {list(TASKS)}")
 
 # %% ../nbs/04_tasks.ipynb #c012
@@ -227,10 +133,6 @@ def finetune(model, task: str, masks: dict | None = None, steps: int | None = No
     return tm
 
 # %% ../nbs/04_tasks.ipynb #c014
-def _pooled(out):
-    "CLIP's projected features (transformers 5 returns them as `pooler_output`; older versions as a tensor)."
-    return getattr(out, "pooler_output", out)
-
 def _batched(seq, n):
     for i in range(0, len(seq), n): yield seq[i:i + n]
 
@@ -249,7 +151,7 @@ def recall_at(scores_i2t: torch.Tensor, img2txt: list[list[int]], txt2img: list[
 @torch.no_grad()
 def eval_retrieval(tm, data: list[dict], k: int | None = None, progress: bool = True) -> dict:
     "Image–text retrieval metrics of `tm` on Karpathy-style records (`image`, `captions`)."
-    fam, proc = family_of(tm).name, tm.processor
+    fam, proc = family_of(tm), tm.processor
     k = check_int("k (the ITM re-ranking depth)", settings().get("tasks", "itm_k", int) if k is None else k, min=0)
     texts, txt2img, img2txt = [], [], []
     for i, x in enumerate(data):
@@ -257,23 +159,14 @@ def eval_retrieval(tm, data: list[dict], k: int | None = None, progress: bool = 
         texts += x["captions"]; txt2img += [i] * len(x["captions"])
     img_feat, img_emb, txt_feat, txt_in = [], [], [], []
     for chunk in _batched([x["image"] for x in data], 128):
-        px = _images(tm, chunk)
-        if fam == "clip": img_feat.append(F.normalize(_pooled(tm.get_image_features(pixel_values=px)), dim=-1))
-        else:
-            e = tm.image_embeds(px); img_emb.append(e); img_feat.append(tm.image_feat(e))
+        f, e = fam.image_states(tm, _images(tm, chunk)); img_feat.append(f); img_emb.append(e)
     tok = proc.text(texts)                                                          # one padding for all texts
     for j in range(0, len(texts), 256):
         t = {key: v[j:j + 256] for key, v in tok.items()}
-        if fam == "clip":
-            txt_feat.append(F.normalize(_pooled(tm.get_text_features(**t)), dim=-1))
-        elif fam == "blip":
-            txt_feat.append(tm.text_feat(t["input_ids"], t["attention_mask"]))
-            txt_in += [(ids, am) for ids, am in zip(t["input_ids"], t["attention_mask"])]
-        else:
-            h = tm.text_embeds(t["input_ids"], t["attention_mask"]); txt_feat.append(tm.text_feat(h))
-            txt_in += [(hh, am) for hh, am in zip(h, t["attention_mask"])]
+        f, s = fam.text_states(tm, t["input_ids"], t["attention_mask"]); txt_feat.append(f)
+        if s is not None: txt_in += [(h, am) for h, am in zip(s, t["attention_mask"])]
     sim = torch.cat(img_feat) @ torch.cat(txt_feat).t()                          # (N_img, N_txt)
-    if fam == "clip" or k == 0: return recall_at(sim, img2txt, txt2img)
+    if not fam.itm_rerank or k == 0: return recall_at(sim, img2txt, txt2img)
     img_emb = torch.cat(img_emb)
     k_i, k_t = min(k, sim.shape[1]), min(k, sim.shape[0])
     pairs = [(i, t) for i in range(sim.shape[0]) for t in sim[i].topk(k_i).indices.tolist()]
@@ -354,22 +247,9 @@ def caption_metrics(preds: dict, refs: dict) -> dict:
 # %% ../nbs/04_tasks.ipynb #c019
 @torch.no_grad()
 def generate_captions(tm, paths: list, max_new_tokens: int | None = None, num_beams: int = 3) -> list[str]:
-    "Captions for images (beam search for BLIP, greedy for XVLM's causal fusion decoder)."
-    tok = tm.processor.tokenizer
+    "Captions for images, decoded as the family does (BLIP: beam search; XVLM: greedy with its causal fusion decoder)."
     max_new_tokens = max_new_tokens or settings().get("tasks", "max_caption_tokens", int)
-    px = _images(tm, paths)
-    if family_of(tm).name == "blip":
-        out = tm.generate(pixel_values=px, max_new_tokens=max_new_tokens, num_beams=num_beams)
-        return tok.batch_decode(out, skip_special_tokens=True)
-    img = tm.image_embeds(px)
-    ids = torch.full((len(paths), 1), tok.bos_token_id)
-    done = torch.zeros(len(paths), dtype=torch.bool)
-    for _ in range(max_new_tokens):
-        nxt = tm.lm_logits(ids, torch.ones_like(ids), img)[:, -1].argmax(-1)
-        nxt = nxt.masked_fill(done, tok.pad_token_id)
-        ids = torch.cat([ids, nxt[:, None]], 1); done |= nxt == tok.sep_token_id
-        if done.all(): break
-    return tok.batch_decode(ids, skip_special_tokens=True)
+    return family_of(tm).generate_captions(tm, _images(tm, paths), max_new_tokens, num_beams)
 
 def eval_captioning(tm, data: list[dict], progress: bool = True) -> dict:
     "Captioning metrics of `tm` on Karpathy-style records."
@@ -383,24 +263,9 @@ def eval_captioning(tm, data: list[dict], progress: bool = True) -> dict:
 # %% ../nbs/04_tasks.ipynb #c021
 @torch.no_grad()
 def answer_questions(tm, items: list[dict]) -> list[str]:
-    "The predicted answer of each VQA record (`image`, `question`)."
-    proc, answers = tm.processor, answer_list()
-    px, q = _images(tm, [x["image"] for x in items]), proc.text([x["question"] for x in items])
-    if family_of(tm).name == "xvlm":
-        h = tm.fuse(tm.text_embeds(q["input_ids"], q["attention_mask"]), q["attention_mask"], tm.image_embeds(px))
-        return [answers[i] for i in tm.task_head(h[:, 0]).argmax(-1).tolist()]
-    q_ids = q["input_ids"].clone(); q_ids[:, 0] = tm.config.enc_token_id
-    img = tm.vision_model(pixel_values=px).last_hidden_state
-    qh = tm.text_encoder(input_ids=q_ids, attention_mask=q["attention_mask"], encoder_hidden_states=img,
-                         encoder_attention_mask=torch.ones(img.shape[:2], dtype=torch.long)).last_hidden_state
-    a = proc.text(answers); a_ids = _dec_ids(tm, a["input_ids"])
-    B, N = len(items), len(answers)
-    logits = tm.text_decoder(input_ids=a_ids.repeat(B, 1), attention_mask=a["attention_mask"].repeat(B, 1),
-                             encoder_hidden_states=qh.repeat_interleave(N, 0),
-                             encoder_attention_mask=q["attention_mask"].repeat_interleave(N, 0), return_logits=True)
-    target, valid = a_ids[:, 1:].repeat(B, 1), a["attention_mask"][:, 1:].repeat(B, 1).bool()   # (B*N, La-1)
-    logp = logits.log_softmax(-1).gather(-1, target[..., None]).squeeze(-1).masked_fill(~valid, 0).sum(-1)
-    return [answers[i] for i in logp.view(B, N).argmax(-1).tolist()]                               # (B, N) -> (B,)
+    "The predicted answer of each VQA record (`image`, `question`), among the answer list, as the family answers."
+    px, q = _images(tm, [x["image"] for x in items]), tm.processor.text([x["question"] for x in items])
+    return family_of(tm).answer_questions(tm, px, q, answer_list())
 
 def eval_vqa(tm, data, progress=True) -> dict:
     "VQA accuracy (overall and per answer type) of `tm`."

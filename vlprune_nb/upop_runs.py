@@ -64,7 +64,7 @@ def structured_config(family: str, task: str, ratio: float, method: str = "upop"
                latency_repeats=check_int("latency_repeats", latency_repeats, 1), checkpoint=checkpoint_id(family))
     cfg["dense_steps"] = (check_int("dense_steps", budget["steps"] if dense_steps is None else dense_steps, 0)
                           if start == "finetuned" else 0)
-    if task == "retrieval" and family in ("blip", "xvlm"):
+    if task == "retrieval" and families.FAMILIES[family].itm_rerank:
         cfg["itm_k"] = check_int("itm_k", S.get("tasks", "itm_k", int) if itm_k is None else itm_k, 0)
     return cfg
 
