@@ -7,7 +7,8 @@ Docs: https://vlprune.github.io/vlprune_nb/tasks.html.md"""
 
 # %% ../nbs/04_tasks.ipynb #c002
 from __future__ import annotations
-import copy, math, random, time
+import copy, itertools, random, time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -22,12 +23,14 @@ from .config import settings, seed_everything
 from .data import world_items, load_images, vqa_score, generate_world, read_json, augment, check_int, check_float
 from .families import family_of, BlipEncodeMixin, XVLMForPretraining, XVLMConfig
 from .masks import MaskHolder, transfer, check_masks
+from .train import Loop, fit, adamw, lr_at
+from accelerate.utils import send_to_device
 
 # %% auto #0
 __all__ = ['TASKS', 'FAMILY_TASKS', 'check_task', 'BlipForRetrieval', 'BlipForNLVR', 'XVLMForTask', 'answer_list', 'task_model',
-           'task_data', 'task_loss', 'finetune_defaults', 'finetune', 'recall_at', 'eval_retrieval', 'caption_metrics',
-           'generate_captions', 'eval_captioning', 'answer_questions', 'eval_vqa', 'eval_nlvr', 'eval_classification',
-           'evaluate']
+           'task_data', 'task_batches', 'task_loss', 'finetune_defaults', 'finetune', 'recall_at', 'eval_retrieval',
+           'caption_metrics', 'generate_captions', 'eval_captioning', 'answer_questions', 'eval_vqa', 'eval_nlvr',
+           'eval_classification', 'evaluate']
 
 # %% ../nbs/04_tasks.ipynb #c003
 TASKS = ("retrieval", "captioning", "vqa", "nlvr", "classification")
@@ -65,7 +68,7 @@ class BlipForNLVR(BlipEncodeMixin, BlipPreTrainedModel):
         img = self.image_embeds(pixel_values.flatten(0, 1))                     # (2B, T, H)
         ids, am = input_ids.repeat_interleave(2, 0), attention_mask.repeat_interleave(2, 0)
         ids = ids.clone(); ids[:, 0] = self.config.enc_token_id
-        img_att = torch.ones(img.shape[:2], dtype=torch.long)
+        img_att = torch.ones(img.shape[:2], dtype=torch.long, device=img.device)
         h = self.text_encoder(input_ids=ids, attention_mask=am, encoder_hidden_states=img,
                               encoder_attention_mask=img_att).last_hidden_state[:, 0]
         return self.cls_head(h.reshape(B, -1))                                    # (B, 2H) -> (B, 2)
@@ -134,8 +137,23 @@ def _train_items(task: str, data: list[dict], epoch: int, seed: int) -> list[dic
     rng.shuffle(items)
     return items
 
+def task_batches(task: str, data: list[dict], batch_size: int, seed: int):
+    "Endless global batches of `task`'s training records: `batch_size` of them at a time, epoch after epoch in `_train_items`' seeded order."
+    per_epoch = max(1, len(data) // batch_size)
+    for epoch in itertools.count():
+        items = _train_items(task, data, epoch, seed)
+        for i in range(per_epoch): yield items[i * batch_size:(i + 1) * batch_size]
+
 # %% ../nbs/04_tasks.ipynb #c010
-def _images(tm, paths): return tm.processor.pixels(load_images(paths, tm.processor.image_size))
+def _device(tm) -> torch.device: return next(tm.parameters()).device
+
+def _on(tm, x):
+    "Tensors (or a dict of them) moved to the device of `tm`'s weights."
+    return send_to_device(x, _device(tm))
+
+def _images(tm, paths): return _on(tm, tm.processor.pixels(load_images(paths, tm.processor.image_size)))
+
+def _text(tm, texts): return _on(tm, tm.processor.text(texts))
 
 def _dec_ids(tm, ids):
     "Replace [CLS] by the decoder's start token [DEC]."
@@ -150,9 +168,9 @@ def task_loss(tm, task: str, items: list[dict], generator=None) -> torch.Tensor:
     fam, proc = family_of(tm).name, tm.processor
     if task == "classification":                                  # augmented as in pretraining (data.augment)
         px = augment(_images(tm, [x["image"] for x in items]), generator or torch.Generator().manual_seed(0))
-        return tm(pixel_values=px, labels=torch.tensor([x["label"] for x in items])).loss
+        return tm(pixel_values=px, labels=_on(tm, torch.tensor([x["label"] for x in items]))).loss
     if task in ("retrieval", "captioning"):
-        px, txt = _images(tm, [x["image"] for x in items]), proc.text([x["caption"] for x in items])
+        px, txt = _images(tm, [x["image"] for x in items]), _text(tm, [x["caption"] for x in items])
         if fam == "clip": return tm(pixel_values=px, **txt, return_loss=True).loss
         if task == "retrieval":
             losses, _ = tm.itc_itm_losses(px, txt["input_ids"], txt["attention_mask"], generator)
@@ -164,17 +182,17 @@ def task_loss(tm, task: str, items: list[dict], generator=None) -> torch.Tensor:
         return F.cross_entropy(logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten(), ignore_index=-100)
     if task == "nlvr":
         px = torch.stack([_images(tm, x["images"]) for x in items])              # (B, 2, 3, H, W)
-        txt = proc.text([x["sentence"] for x in items])
+        txt = _text(tm, [x["sentence"] for x in items])
         return F.cross_entropy(tm.pair_logits(px, txt["input_ids"], txt["attention_mask"]),
-                               torch.tensor([int(x["label"]) for x in items]))
+                               _on(tm, torch.tensor([int(x["label"]) for x in items])))
     if task == "vqa":
-        px, q = _images(tm, [x["image"] for x in items]), proc.text([x["question"] for x in items])
+        px, q = _images(tm, [x["image"] for x in items]), _text(tm, [x["question"] for x in items])
         if fam == "xvlm":
             idx = _answer_index(tm)
-            target = torch.tensor([idx.get(x["answer"], -100) for x in items])
+            target = _on(tm, torch.tensor([idx.get(x["answer"], -100) for x in items]))
             h = tm.fuse(tm.text_embeds(q["input_ids"], q["attention_mask"]), q["attention_mask"], tm.image_embeds(px))
             return F.cross_entropy(tm.task_head(h[:, 0]), target, ignore_index=-100)
-        a = proc.text([x["answer"] for x in items])
+        a = _text(tm, [x["answer"] for x in items])
         a_ids = _dec_ids(tm, a["input_ids"])
         q_ids = q["input_ids"].clone(); q_ids[:, 0] = tm.config.enc_token_id
         return tm(input_ids=q_ids, attention_mask=q["attention_mask"], pixel_values=px, decoder_input_ids=a_ids,
@@ -190,8 +208,8 @@ def finetune_defaults(task: str) -> dict:
 
 def finetune(model, task: str, masks: dict | None = None, steps: int | None = None, seed: int = 0,
              lr: float | None = None, batch_size: int | None = None, data: list[dict] | None = None,
-             progress: bool = True) -> nn.Module:
-    "Fine-tune a task model built from `model` on `task` with `masks` held; returns the task model."
+             progress: bool = True, device=None, mixed_precision: str = "no") -> nn.Module:
+    "Fine-tune a task model built from `model` on `task` with `masks` held, on `device`; returns the task model."
     check_task(model, task)
     default = finetune_defaults(task)
     steps = check_int("steps", default["steps"] if steps is None else steps, min=0)
@@ -201,29 +219,18 @@ def finetune(model, task: str, masks: dict | None = None, steps: int | None = No
     if masks: check_masks(model, masks, "masks")             # on the pretrained model: transfer drops what fits nowhere
     data = data if data is not None else task_data(task, "train")
     if steps and not data: raise ValueError(f"no {task} records to fine-tune on (data is empty)")
+    loop = Loop(device, mixed_precision)
     seed_everything(seed)                                     # before the task model: its new heads are drawn here
-    tm = task_model(model, task)
+    tm = task_model(model, task).to(loop.device)
     tmasks = transfer(masks, model, tm) if masks else {}
     if masks and not tmasks: raise ValueError(f"none of the {len(masks)} masks names a parameter of the {task} model")
     holder = MaskHolder(tm, tmasks) if tmasks else None
-    decay = [p for p in tm.parameters() if p.ndim >= 2]
-    rest = [p for p in tm.parameters() if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": rest, "weight_decay": 0.0}], lr=lr)
-    warmup, gen = max(1, steps // 10), torch.Generator().manual_seed(seed)
-    tm.train()
-    per_epoch = max(1, len(data) // batch_size)
-    items, epoch = _train_items(task, data, 0, seed), 0
-    for step in tqdm(range(steps), desc=f"finetune {task}", disable=not progress):
-        if step // per_epoch != epoch: epoch = step // per_epoch; items = _train_items(task, data, epoch, seed)
-        i = step % per_epoch
-        for g in opt.param_groups:
-            g["lr"] = lr * (step + 1) / warmup if step < warmup else lr * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
-        loss = task_loss(tm, task, items[i * batch_size:(i + 1) * batch_size], gen)
-        opt.zero_grad(set_to_none=True); loss.backward()
-        torch.nn.utils.clip_grad_norm_(tm.parameters(), 5.0); opt.step()
-        if holder: holder.rezero()
+    gen = torch.Generator().manual_seed(seed)
+    fit(loop, tm, lambda m, items: task_loss(m, task, items, gen), task_batches(task, data, batch_size, seed), steps,
+        adamw(tm.parameters(), lr), schedule=partial(lr_at, total=steps, lr=lr, warmup=max(1, steps // 10)),
+        hook=(lambda step, loss: holder.rezero()) if holder else None, progress=progress, desc=f"finetune {task}")
     if holder: holder.remove()
-    tm.eval(); tm.masks = tmasks
+    tm.masks = tmasks
     return tm
 
 # %% ../nbs/04_tasks.ipynb #c014
@@ -261,7 +268,7 @@ def eval_retrieval(tm, data: list[dict], k: int | None = None, progress: bool = 
         if fam == "clip": img_feat.append(F.normalize(_pooled(tm.get_image_features(pixel_values=px)), dim=-1))
         else:
             e = tm.image_embeds(px); img_emb.append(e); img_feat.append(tm.image_feat(e))
-    tok = proc.text(texts)                                                          # one padding for all texts
+    tok = _text(tm, texts)                                                          # one padding for all texts
     for j in range(0, len(texts), 256):
         t = {key: v[j:j + 256] for key, v in tok.items()}
         if fam == "clip":
@@ -272,7 +279,7 @@ def eval_retrieval(tm, data: list[dict], k: int | None = None, progress: bool = 
         else:
             h = tm.text_embeds(t["input_ids"], t["attention_mask"]); txt_feat.append(tm.text_feat(h))
             txt_in += [(hh, am) for hh, am in zip(h, t["attention_mask"])]
-    sim = torch.cat(img_feat) @ torch.cat(txt_feat).t()                          # (N_img, N_txt)
+    sim = (torch.cat(img_feat) @ torch.cat(txt_feat).t()).cpu()                  # (N_img, N_txt), ranked on the CPU
     if fam == "clip" or k == 0: return recall_at(sim, img2txt, txt2img)
     img_emb = torch.cat(img_emb)
     k_i, k_t = min(k, sim.shape[1]), min(k, sim.shape[0])
@@ -362,8 +369,8 @@ def generate_captions(tm, paths: list, max_new_tokens: int | None = None, num_be
         out = tm.generate(pixel_values=px, max_new_tokens=max_new_tokens, num_beams=num_beams)
         return tok.batch_decode(out, skip_special_tokens=True)
     img = tm.image_embeds(px)
-    ids = torch.full((len(paths), 1), tok.bos_token_id)
-    done = torch.zeros(len(paths), dtype=torch.bool)
+    ids = torch.full((len(paths), 1), tok.bos_token_id, device=img.device)
+    done = torch.zeros(len(paths), dtype=torch.bool, device=img.device)
     for _ in range(max_new_tokens):
         nxt = tm.lm_logits(ids, torch.ones_like(ids), img)[:, -1].argmax(-1)
         nxt = nxt.masked_fill(done, tok.pad_token_id)
@@ -385,15 +392,15 @@ def eval_captioning(tm, data: list[dict], progress: bool = True) -> dict:
 def answer_questions(tm, items: list[dict]) -> list[str]:
     "The predicted answer of each VQA record (`image`, `question`)."
     proc, answers = tm.processor, answer_list()
-    px, q = _images(tm, [x["image"] for x in items]), proc.text([x["question"] for x in items])
+    px, q = _images(tm, [x["image"] for x in items]), _text(tm, [x["question"] for x in items])
     if family_of(tm).name == "xvlm":
         h = tm.fuse(tm.text_embeds(q["input_ids"], q["attention_mask"]), q["attention_mask"], tm.image_embeds(px))
         return [answers[i] for i in tm.task_head(h[:, 0]).argmax(-1).tolist()]
     q_ids = q["input_ids"].clone(); q_ids[:, 0] = tm.config.enc_token_id
     img = tm.vision_model(pixel_values=px).last_hidden_state
     qh = tm.text_encoder(input_ids=q_ids, attention_mask=q["attention_mask"], encoder_hidden_states=img,
-                         encoder_attention_mask=torch.ones(img.shape[:2], dtype=torch.long)).last_hidden_state
-    a = proc.text(answers); a_ids = _dec_ids(tm, a["input_ids"])
+                         encoder_attention_mask=torch.ones(img.shape[:2], dtype=torch.long, device=img.device)).last_hidden_state
+    a = _text(tm, answers); a_ids = _dec_ids(tm, a["input_ids"])
     B, N = len(items), len(answers)
     logits = tm.text_decoder(input_ids=a_ids.repeat(B, 1), attention_mask=a["attention_mask"].repeat(B, 1),
                              encoder_hidden_states=qh.repeat_interleave(N, 0),
@@ -418,8 +425,8 @@ def eval_nlvr(tm, data, progress=True) -> dict:
     right = 0
     for chunk in tqdm(list(_batched(data, 64)), desc="nlvr", disable=not progress, leave=False):
         px = torch.stack([_images(tm, x["images"]) for x in chunk])
-        t = tm.processor.text([x["sentence"] for x in chunk])
-        pred = tm.pair_logits(px, t["input_ids"], t["attention_mask"]).argmax(-1)
+        t = _text(tm, [x["sentence"] for x in chunk])
+        pred = tm.pair_logits(px, t["input_ids"], t["attention_mask"]).argmax(-1).cpu()
         right += (pred == torch.tensor([int(x["label"]) for x in chunk])).sum().item()
     return {"nlvr_acc": round(100 * right / len(data), 2)}
 
@@ -428,7 +435,7 @@ def eval_classification(tm, data, progress=True) -> dict:
     "Top-1 and top-5 accuracy of `tm`."
     top1 = top5 = 0
     for chunk in tqdm(list(_batched(data, 256)), desc="classification", disable=not progress, leave=False):
-        logits = tm(pixel_values=_images(tm, [x["image"] for x in chunk])).logits
+        logits = tm(pixel_values=_images(tm, [x["image"] for x in chunk])).logits.cpu()
         y = torch.tensor([x["label"] for x in chunk])
         top = logits.topk(min(5, logits.shape[1]), dim=1).indices
         top1 += (top[:, 0] == y).sum().item(); top5 += (top == y[:, None]).any(1).sum().item()
