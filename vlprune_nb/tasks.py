@@ -145,7 +145,10 @@ def task_batches(task: str, data: list[dict], batch_size: int, seed: int):
         for i in range(per_epoch): yield items[i * batch_size:(i + 1) * batch_size]
 
 # %% ../nbs/04_tasks.ipynb #c010
-def _device(tm) -> torch.device: return next(tm.parameters()).device
+def _device(tm) -> torch.device:
+    "Where `tm`'s weights are (the CPU for a stand-in without any, as the tests use)."
+    p = next(tm.parameters(), None) if isinstance(tm, nn.Module) else None
+    return p.device if p is not None else torch.device("cpu")
 
 def _on(tm, x):
     "Tensors (or a dict of them) moved to the device of `tm`'s weights."
