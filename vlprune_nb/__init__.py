@@ -14,6 +14,7 @@ Modules:
 - `vlprune_nb.pruning`: Unstructured, task-agnostic pruning: a score for every prunable weight and an allocation that turns scores into masks at an exact sparsity. MULTIFLOW and every baseline of its paper (random, OMP, LocalMP, layer-wise L2, LAMP, SNIP, IterSNIP, CHITA, CHITA++, TAMT), on any model a family adapts.
 - `vlprune_nb.structured`: UPop's unified and progressive search of trainable masks ζ over attention head dimensions and MLP hidden units, the two non-progressive baselines, extraction of a smaller dense model, its save/reload, and parameter, FLOP and latency accounting.
 - `vlprune_nb.tasks`: Every downstream task of the two papers on the generated world (or on real annotation files): image–text retrieval, captioning, VQA, NLVR and classification. `finetune` takes masks and keeps pruned weights at zero.
+- `vlprune_nb.train`: One optimisation loop for pretraining, fine-tuning, the structured search and retraining, on any device and on several processes (`accelerate launch`): AdamW groups, the learning-rate schedule, clipping, the step, a per-step hook and a progress bar.
 - `vlprune_nb.upop_runs`: One structured run is a configuration → search, extract, measure, retrain, evaluate → a result record (JSON) in the same `data/results/` store as the unstructured runs, with its structure beside it in `structures/`. Sweeps are resumable; `upop_grid` lists the UPop paper's experiments on the embedded world."""
 
 __version__ = "0.1.0"

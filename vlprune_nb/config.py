@@ -14,9 +14,10 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['PROGRESS_MODES', 'settings_path', 'Settings', 'settings', 'seed_everything', 'default_device', 'atomic_write',
-           'write_json', 'read_json', 'sha256', 'in_kernel', 'progress_mode', 'TerminalBar', 'SinkBar', 'progress_to',
-           'progress', 'assigned_names', 'unknown_parameters', 'check_notebook_parameters']
+__all__ = ['PROGRESS_MODES', 'settings_path', 'Settings', 'settings', 'seed_everything', 'default_device', 'available_devices',
+           'check_device', 'atomic_write', 'write_json', 'read_json', 'sha256', 'in_kernel', 'progress_mode',
+           'TerminalBar', 'SinkBar', 'progress_to', 'progress', 'assigned_names', 'unknown_parameters',
+           'check_notebook_parameters']
 
 # %% ../nbs/00_config.ipynb #c004
 def settings_path() -> Path:
@@ -77,6 +78,24 @@ def seed_everything(seed: int) -> torch.Generator:
 def default_device() -> torch.device:
     "CUDA when present, else the CPU (nothing requires a GPU)."
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+def available_devices() -> list[str]:
+    "The devices of this machine: 'cpu', then each device of its accelerator (e.g. 'cuda:0', 'cuda:1')."
+    if not torch.accelerator.is_available(): return ["cpu"]
+    kind = torch.accelerator.current_accelerator().type
+    return ["cpu"] + [f"{kind}:{i}" for i in range(torch.accelerator.device_count())]
+
+def check_device(device=None) -> torch.device:
+    "`device` (a name such as 'cpu', 'cuda', 'cuda:1', or a `torch.device`; None: `default_device()`) with its index, after checking that this machine has it."
+    if device is None: device = default_device()
+    try: d = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"device={device!r} is not a device name ('cpu', 'cuda', 'cuda:1', ...): {e}") from None
+    if d.type == "cpu": return torch.device("cpu")
+    have = available_devices()
+    if d.index is None and f"{d.type}:0" in have: d = torch.device(d.type, torch.accelerator.current_device_index())
+    if str(d) not in have: raise ValueError(f"device={device!r} is not on this machine; it has {', '.join(have)}")
+    return d
 
 # %% ../nbs/00_config.ipynb #c011
 def atomic_write(path, write_fn, suffix: str = "") -> Path:

@@ -573,7 +573,7 @@ class Processor:
 def augment(pixel_values: torch.Tensor, generator: torch.Generator, shift: int = 3) -> torch.Tensor:
     "Random horizontal flip and a random shift of up to `shift` pixels (edges replicated) of (B, C, H, W) images."
     B, _, H, W = pixel_values.shape
-    flip = torch.rand(B, generator=generator) < 0.5
+    flip = (torch.rand(B, generator=generator) < 0.5).to(pixel_values.device)         # a CPU generator, any device
     x = torch.where(flip[:, None, None, None], pixel_values.flip(-1), pixel_values)
     padded = F.pad(x, (shift, shift, shift, shift), mode="replicate")               # (B, C, H + 2 shift, W + 2 shift)
     dy, dx = torch.randint(0, 2 * shift + 1, (2, B), generator=generator).tolist()

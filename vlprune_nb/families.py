@@ -547,7 +547,7 @@ class BlipFamily(Family):
     @classmethod
     def vqa_loss(cls, tm, pixel_values, q: dict, answers: list[str]) -> torch.Tensor:
         "The answer's LM loss given the image-grounded question."
-        a = tm.processor.text(answers)
+        a = {k: v.to(pixel_values.device) for k, v in tm.processor.text(answers).items()}
         a_ids = dec_ids(a["input_ids"], tm.processor.tokenizer)
         return tm(input_ids=enc_ids(q["input_ids"], tm.config), attention_mask=q["attention_mask"], pixel_values=pixel_values,
                   decoder_input_ids=a_ids, decoder_attention_mask=a["attention_mask"],
@@ -566,7 +566,8 @@ class BlipFamily(Family):
         qh = tm.text_encoder(input_ids=enc_ids(q["input_ids"], tm.config), attention_mask=q["attention_mask"],
                              encoder_hidden_states=img,
                              encoder_attention_mask=torch.ones(img.shape[:2], dtype=torch.long, device=img.device)).last_hidden_state
-        a = tm.processor.text(answers); a_ids = dec_ids(a["input_ids"], tm.processor.tokenizer)
+        a = {k: v.to(pixel_values.device) for k, v in tm.processor.text(answers).items()}
+        a_ids = dec_ids(a["input_ids"], tm.processor.tokenizer)
         B, N = len(pixel_values), len(answers)
         logits = tm.text_decoder(input_ids=a_ids.repeat(B, 1), attention_mask=a["attention_mask"].repeat(B, 1),
                                  encoder_hidden_states=qh.repeat_interleave(N, 0),

@@ -7,19 +7,20 @@ Docs: https://vlprune.github.io/vlprune_nb/pretrain.html.md"""
 
 # %% ../nbs/03_pretrain.ipynb #c002
 from __future__ import annotations
-import math, platform, time
+import platform, time
+from functools import partial
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file, load_file, save_model, load_model
-from .config import progress as tqdm    # a widget in a notebook frontend, the terminal under papermill
 
 from .config import settings, seed_everything, write_json, read_json, sha256, atomic_write
 from .data import world_items, load_images, world_root, augment
 from .families import build, family_of, save, checkpoint_dir, FAMILIES
+from .train import Loop, fit, adamw, lr_at
 
 # %% auto #0
-__all__ = ['train_batches', 'save_state', 'load_state', 'lr_at', 'pretrain', 'dense_metrics', 'chance_metrics', 'record_metrics']
+__all__ = ['train_batches', 'save_state', 'load_state', 'pretrain', 'dense_metrics', 'chance_metrics', 'record_metrics']
 
 # %% ../nbs/03_pretrain.ipynb #c004
 def train_batches(model, kind: str, batch_size: int, seed: int, start_step: int = 0, split: str = "train"):
@@ -55,54 +56,47 @@ def load_state(path: Path, model, opt) -> int:
     load_model(model, str(path / "model.safetensors"))
     flat, params = load_file(str(path / "optim.safetensors")), [p for g in opt.param_groups for p in g["params"]]
     for key, v in flat.items():
-        i, k = key.split(".", 1); opt.state[params[int(i)]][k] = v
+        i, k = key.split(".", 1); p = params[int(i)]
+        opt.state[p][k] = v if k == "step" else v.to(p.device)             # AdamW keeps its step count on the CPU
     return read_json(path / "state.json")["step"]
 
 # %% ../nbs/03_pretrain.ipynb #c008
-def lr_at(step: int, total: int, lr: float, warmup: int) -> float:
-    "Linear warm-up then cosine decay to 0."
-    if step < warmup: return lr * (step + 1) / warmup
-    return lr * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-
 def pretrain(family: str, steps: int | None = None, out_dir=None, seed: int = 0, save_every: int = 200,
-             batch_size: int | None = None, **model_kw) -> Path:
+             batch_size: int | None = None, device=None, mixed_precision: str = "no", **model_kw) -> Path:
     "Pretrain a fresh tiny model of `family` and save its dense checkpoint with a manifest; resumes if interrupted."
     S = settings()
     steps = steps or S.get("pretrain", f"{family}_steps", int)
     batch_size = batch_size or S.get("pretrain", "batch_size", int)
     lr = S.get("pretrain", "lr", float)
     out_dir = Path(out_dir) if out_dir else checkpoint_dir(family)
+    loop = Loop(device, mixed_precision)
     seed_everything(seed)
-    model = build(family, **model_kw); fam = family_of(model)
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    model = build(family, **model_kw).to(loop.device); fam = family_of(model)
+    opt = adamw(model.parameters(), lr)
     state_dir = out_dir.parent / f".train_{out_dir.name}"
     start = load_state(state_dir, model, opt)
     gen = torch.Generator().manual_seed(seed + start)
-    batches = train_batches(model, "classification" if family == "vit" else "pretrain", batch_size, seed, start)
-    model.train(); t0, log = time.time(), []
-    bar = tqdm(range(start, steps), desc=f"pretrain {family}", initial=start, total=steps)
-    for step in bar:
-        for g in opt.param_groups: g["lr"] = lr_at(step, steps, lr, warmup=min(100, steps // 10))
-        losses = fam.pretraining_loss(model, next(batches), generator=gen)
-        opt.zero_grad(set_to_none=True); losses["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0); opt.step()
-        if step % 25 == 0:
-            bar.set_postfix({k: f"{v.item():.3f}" for k, v in losses.items()})
-            log.append({"step": step, **{k: round(v.item(), 4) for k, v in losses.items()}})
-        if (step + 1) % save_every == 0 and step + 1 < steps: save_state(state_dir, model, opt, step + 1)
-    model.eval()
+    batches = train_batches(model, "pretrain" if fam.uses_text else "classification", batch_size, seed, start)
+    t0, log = time.time(), []
+    def after(step, losses):
+        if step % 25 == 0: log.append({"step": step, **{k: round(v.item(), 4) for k, v in losses.items()}})
+        if (step + 1) % save_every == 0 and step + 1 < steps and loop.is_main_process: save_state(state_dir, model, opt, step + 1)
+    fit(loop, model, lambda m, batch: fam.pretraining_loss(m, batch, generator=gen), batches, steps, opt,
+        schedule=partial(lr_at, total=steps, lr=lr, warmup=min(100, steps // 10)), hook=after, start=start,
+        desc=f"pretrain {family}")
+    if not loop.is_main_process:
+        loop.accelerator.wait_for_everyone(); return out_dir
     manifest = {"family": family, "config": model.config.to_dict(), "steps": steps, "batch_size": batch_size, "lr": lr,
                 "seed": seed, "world": read_json(world_root() / "world.json")["spec"],
                 "wall_time_s": round(time.time() - t0, 1), "resumed_from_step": start,
-                "machine": {"platform": platform.platform(), "processor": platform.machine(),
-                            "threads": torch.get_num_threads(), "torch": torch.__version__},
+                "machine": {"platform": platform.platform(), "processor": platform.machine(), "device": str(loop.device),
+                            "processes": loop.num_processes, "threads": torch.get_num_threads(), "torch": torch.__version__},
                 "loss_log": log}
     save(model, out_dir, extra={"pretraining": {k: v for k, v in manifest.items() if k not in ("config", "loss_log")}})
     manifest["sha256"] = {f.name: sha256(f) for f in sorted(out_dir.iterdir()) if f.is_file()}
     write_json(out_dir / "manifest.json", manifest)
     import shutil; shutil.rmtree(state_dir, ignore_errors=True)
+    loop.accelerator.wait_for_everyone()
     return out_dir
 
 # %% ../nbs/03_pretrain.ipynb #c011

@@ -21,16 +21,18 @@ import torch.nn as nn
 
 from .data import check_int, check_float, check_flag, check_choice, check_directory
 from .config import progress as tqdm    # a widget in a notebook frontend, the terminal under papermill
+from .config import check_device
+from accelerate.utils import send_to_device
 from .families import Prunable, family_of, prunable
 
 # %% auto #0
 __all__ = ['METHODS', 'OPTION_CHECKS', 'SCHEDULES', 'n_pruned', 'lowest_k', 'Method', 'PruneContext', 'PruneResult',
-           'check_calibration', 'preserved', 'prune', 'scores', 'global_threshold', 'apportion', 'per_layer', 'normal',
-           'magnitude', 'l2_normalised', 'lamp_score', 'lamp', 'non_finite', 'token_side', 'ActivationStats',
-           'activation_stats', 'flow_terms', 'flow', 'flow_nodes', 'flow_inverted', 'prior_counts', 'modality_prior',
-           'gradient_mode', 'finite_inputs', 'pretraining_loss', 'check_gradients', 'mean_gradient', 'snip_saliency',
-           'schedule', 'iterate', 'chita_blocks', 'GradientStore', 'chita_objective', 'prune_ls', 'ridge_refit',
-           'heuristic_ls', 'per_batch_gradients', 'chita_solve', 'chita_iht', 'swapped', 'trained_mask']
+           'check_calibration', 'on_device', 'preserved', 'prune', 'scores', 'global_threshold', 'apportion',
+           'per_layer', 'normal', 'magnitude', 'l2_normalised', 'lamp_score', 'lamp', 'non_finite', 'token_side',
+           'ActivationStats', 'activation_stats', 'flow_terms', 'flow', 'flow_nodes', 'flow_inverted', 'prior_counts',
+           'modality_prior', 'gradient_mode', 'finite_inputs', 'pretraining_loss', 'check_gradients', 'mean_gradient',
+           'snip_saliency', 'schedule', 'iterate', 'chita_blocks', 'GradientStore', 'chita_objective', 'prune_ls',
+           'ridge_refit', 'heuristic_ls', 'per_batch_gradients', 'chita_solve', 'chita_iht', 'swapped', 'trained_mask']
 
 # %% ../nbs/10_pruning.ipynb #c005
 def n_pruned(sparsity: float, n: int) -> int:
@@ -155,6 +157,14 @@ def _check_calib(method: str, spec: Method, calib, model: nn.Module) -> list | N
     return batches
 
 @contextmanager
+def on_device(model: nn.Module, device: torch.device):
+    "Inside the block `model` is on `device`; on exit back on the device of its first parameter (the same Parameter objects)."
+    home = next(model.parameters()).device
+    model.to(device)
+    try: yield model
+    finally: model.to(home)
+
+@contextmanager
 def preserved(model: nn.Module, names):
     "Put back the weights named `names`, every module's train/eval mode, `requires_grad` flags and gradients on exit."
     params = dict(model.named_parameters())
@@ -168,15 +178,18 @@ def preserved(model: nn.Module, names):
         for m, t in modes: m.training = t
         for p, r, g in flags: p.requires_grad_(r); p.grad = g
 
-def _setup(model, method, sparsity, calib, seed, options, progress=False):
-    "Check every argument of `prune` / `scores`; returns the method's spec and the context."
+def _setup(model, method, sparsity, calib, seed, options, progress=False, device=None):
+    "Check every argument of `prune` / `scores`; returns the method's spec, the context (its batches on the device) and the device."
     check_float("sparsity", sparsity, min=0, below=1)
     check_int("seed", seed)
+    device = check_device(device)
     spec = _check_method(method, options)
     records = prunable(model)
     if not records: raise ValueError(f"{type(model).__name__} has no prunable weights (family {family_of(model).name!r})")
     batches = _check_calib(method, spec, calib, model)
-    return spec, PruneContext(model, records, batches, seed, {**spec.defaults, **options}, method=method, progress=progress)
+    if batches is not None: batches = send_to_device(batches, device)
+    ctx = PruneContext(model, records, batches, seed, {**spec.defaults, **options}, method=method, progress=progress)
+    return spec, ctx, device
 
 def _as_pair(out): return out if isinstance(out, tuple) else (out, None)
 
@@ -192,20 +205,22 @@ def _score_and_allocate(spec: Method, ctx: PruneContext, sparsity: float) -> tup
         if hasattr(sc, "close"): sc.close()
 
 def prune(model: nn.Module, method: str, sparsity: float, calib=None, *, seed: int = 0, progress: bool = False,
-          **options) -> PruneResult:
+          device=None, **options) -> PruneResult:
     """Prune `model`'s prunable weights (`families.prunable`) with `method` (a key of `METHODS`) to `sparsity`.
 
     Returns a `PruneResult`: the masks (name → bool tensor, True = kept; exactly ⌊s·N⌋ weights pruned, except CHITA,
     which may keep fewer and says so in `report`), plus `weights` for methods that change weights (chita, chita++)
     and a `report`. `calib`: calibration batches (a list, or any iterable) for data-driven methods. `seed` fixes
-    every random choice. `progress`: bars over the calibration batches and the steps. `options`: the method's own (see
-    `METHODS[method].defaults`). `model` is left unchanged."""
-    spec, ctx = _setup(model, method, sparsity, calib, seed, options, progress)
+    every random choice. `progress`: bars over the calibration batches and the steps. `device`: where the scores are
+    computed (default `config.default_device()`). `options`: the method's own (see `METHODS[method].defaults`).
+    `model` is left unchanged."""
+    spec, ctx, device = _setup(model, method, sparsity, calib, seed, options, progress, device)
     t0 = time.perf_counter()
-    with preserved(model, ctx.params):
+    with on_device(model, device), preserved(model, ctx.params):
         if spec.schedule: masks, weights = iterate(spec, ctx, sparsity)
         else: masks, weights = _score_and_allocate(spec, ctx, sparsity)
     masks = {n: masks[n].detach().to("cpu", torch.bool) for n in ctx.params}
+    if weights is not None: weights = {n: w.detach().cpu() for n, w in weights.items()}
     N = sum(m.numel() for m in masks.values()); P = sum(int((~m).sum()) for m in masks.values())
     by_mod = {}
     for r in ctx.records:
@@ -217,12 +232,12 @@ def prune(model: nn.Module, method: str, sparsity: float, calib=None, *, seed: i
     return PruneResult(masks, weights, report)
 
 def scores(model: nn.Module, method: str, calib=None, *, sparsity: float = 0.0, seed: int = 0, progress: bool = False,
-           **options) -> dict:
-    "The scores of one-shot `method` (name → tensor, higher = more important), without allocating; `model` is left unchanged."
-    spec, ctx = _setup(model, method, sparsity, calib, seed, options, progress)
+           device=None, **options) -> dict:
+    "The scores of one-shot `method` (name → tensor on the CPU, higher = more important), computed on `device`, without allocating; `model` is left unchanged."
+    spec, ctx, device = _setup(model, method, sparsity, calib, seed, options, progress, device)
     if spec.schedule: raise ValueError(f"{method!r} is iterative: its scores change at every step")
     if getattr(spec.allocation, "changes_weights", False): raise ValueError(f"{method!r} does not produce per-weight scores")
-    with preserved(model, ctx.params): out = spec.score(ctx, sparsity)
+    with on_device(model, device), preserved(model, ctx.params): out = spec.score(ctx, sparsity)
     return {n: t.detach().cpu() for n, t in out.items()}
 
 # %% ../nbs/10_pruning.ipynb #c011
@@ -683,7 +698,7 @@ def per_batch_gradients(ctx: PruneContext, sparsity: float) -> GradientStore:
     store = GradientStore(len(ctx.calib), [p.numel() for p in params.values()], ctx.options["block_size"], ctx.options["workdir"])
     try:
         wbar = torch.cat([p.detach().reshape(-1).float().cpu() for p in params.values()])
-        keep = torch.cat([ctx.keep[n].reshape(-1) for n in params]) if ctx.keep is not None else None
+        keep = torch.cat([ctx.keep[n].reshape(-1) for n in params]).cpu() if ctx.keep is not None else None
         alpha, y = torch.zeros(store.p, dtype=torch.float64), torch.zeros(store.n)
         gen = torch.Generator().manual_seed(ctx.seed)
         with gradient_mode(ctx), finite_inputs(ctx) as guard:

@@ -23,6 +23,8 @@ from .data import Processor, load_tokenizer
 from .families import FAMILIES, prunable, family_of, MODEL_CLASSES, open_safetensors
 from . import tasks as _tasks
 from .tasks import check_task, task_model, task_data, task_loss, finetune, evaluate
+from .train import Loop, fit, adamw
+from accelerate.utils import send_to_device
 
 # %% auto #0
 __all__ = ['KINDS', 'SCHEDULES', 'COST_MODES', 'OFFICIAL_ATTN_COST', 'METHODS', 'Unit', 'units', 'ZetaHook', 'remove_zeta',
@@ -114,7 +116,7 @@ def attach_zeta(model: nn.Module, us: list[Unit] | None = None, values: dict | N
     zeta = {}
     for u in us:
         z = (values[u.name].detach().clone().float() if values and u.name in values else torch.ones(u.size))
-        zeta[u.name] = z.requires_grad_(requires_grad)
+        zeta[u.name] = z.to(mods[u.ins[0]].weight.device).requires_grad_(requires_grad)      # where the unit's weights are
         for p in u.ins: mods[p].register_forward_hook(ZetaHook(zeta[u.name], u.heads * (3 if u.fused else 1)))
     model.vlprune_zeta, model.vlprune_units = zeta, us
     return zeta
@@ -275,7 +277,7 @@ def extract(model: nn.Module, structure: dict, reference_quirks: bool = False) -
     for name, m in structure["modules"].items():
         u = Unit(**{k: m[k] for k in Unit.__dataclass_fields__})
         keep = torch.tensor(m["kept"], dtype=torch.long)
-        z = zeta[name].detach()[keep].float() if name in zeta else torch.ones(len(keep))
+        z = (zeta[name].detach()[keep].float() if name in zeta else torch.ones(len(keep))).to(_get(new, u.ins[0]).weight.device)
         H, d, dk = u.heads, u.size, len(keep)
         entry = {"kind": u.kind, "heads": H, "size": d, "kept": dk}
         if u.kind == "mlp":
@@ -442,7 +444,7 @@ def example_inputs(model: nn.Module, task: str, batch_size: int = 1, text_len: i
         vocab = getattr(getattr(cfg, "text_config", cfg), "vocab_size")
         out["input_ids"] = torch.randint(7, vocab, (batch_size, text_len), generator=g)
         out["attention_mask"] = torch.ones(batch_size, text_len, dtype=torch.long)
-    return out
+    return send_to_device(out, next(model.parameters()).device)
 
 def inference_forward(model: nn.Module, task: str, x: dict):
     "The task's inference path of task model `model` on `x` (see above), as its family declares it."
@@ -509,11 +511,16 @@ def search(model: nn.Module, task: str, ratio: float, method: str = "upop", step
            interval: int | str | None = None, *, schedule: str = "cosine", cost_mode: str = "official",
            l1_attn: float | None = None, l1_mlp: float | None = None, lr: float | None = None,
            batch_size: int | None = None, components: list[str] | None = None, seed: int = 0,
-           data: list[dict] | None = None, progress: bool = True) -> tuple[dict, nn.Module]:
-    "Search the structure of `model` for `task` at compression `ratio` (N×); returns (structure, searched task model)."
+           data: list[dict] | None = None, progress: bool = True, device=None,
+           mixed_precision: str = "no") -> tuple[dict, nn.Module]:
+    "Search the structure of `model` for `task` at compression `ratio` (N×) on `device`; returns (structure, searched task model)."
     p = ratio_to_p(ratio)
     if method not in METHODS: raise ValueError(f"unknown method {method!r}; known: {list(METHODS)}")
     if schedule not in SCHEDULES: raise ValueError(f"unknown schedule {schedule!r}; known: {list(SCHEDULES)}")
+    loop = Loop(device, mixed_precision)
+    if loop.num_processes > 1: raise ValueError(f"search runs on one process, not {loop.num_processes}: DDP would not average ζ's gradients")
+    if method == "upop" and mixed_precision == "fp16":
+        raise ValueError("mixed_precision='fp16' with method 'upop': its ζ gradients accumulate across steps under a changing loss scale; use 'bf16'")
     fam = check_task(model, task)
     T = _setting("search_steps", int, steps)
     if T < 1: raise ValueError(f"a search needs at least one step; got steps={T}")
@@ -523,7 +530,7 @@ def search(model: nn.Module, task: str, ratio: float, method: str = "upop", step
     batch_size = batch_size or settings().get("tasks", "batch_size", int)
     tm = task_model(model, task)
     if tm is model: tm = copy.deepcopy(model)
-    remove_zeta(tm)
+    remove_zeta(tm.to(loop.device))
     us = units(tm)
     if components is not None:
         known = list(dict.fromkeys(u.component for u in us))
@@ -539,45 +546,38 @@ def search(model: nn.Module, task: str, ratio: float, method: str = "upop", step
     zeta = attach_zeta(tm, us)
     data = data if data is not None else task_data(task, "train")
     theta = [q for q in tm.parameters()]
-    groups = [{"params": [q for q in theta if q.ndim >= 2], "weight_decay": 0.05},
-              {"params": [q for q in theta if q.ndim < 2], "weight_decay": 0.0}]
-    if method != "upop": groups.append({"params": list(zeta.values()), "weight_decay": 0.0})
-    opt = torch.optim.AdamW(groups, lr=lr)
+    zeta_group = [{"params": list(zeta.values()), "weight_decay": 0.0}] if method != "upop" else []
+    opt = adamw(theta, lr, zeta_group)          # zero_grad clears θ (and the baselines' ζ); UPop's ζ.grad accumulates
     gen = torch.Generator().manual_seed(seed)
-    per_epoch = max(1, len(data) // batch_size)
-    items, epoch = _tasks._train_items(task, data, 0, seed), 0
     upd = _updates(T, I, at_zero=family_of(model).upop_update_at_zero) if method == "upop" else set()
     attn_z = [zeta[u.name] for u in us if u.kind != "mlp"]; mlp_z = [zeta[u.name] for u in us if u.kind == "mlp"]
     history, losses = [], []
-    tm.train()
-    for s in tqdm(range(T), desc=f"search {method} {ratio}x", disable=not progress):
-        if s // per_epoch != epoch: epoch = s // per_epoch; items = _tasks._train_items(task, data, epoch, seed)
-        i = s % per_epoch
-        loss = task_loss(tm, task, items[i * batch_size:(i + 1) * batch_size], gen)
+    def loss(m, items):
+        task_part = task_loss(m, task, items, gen)
         l1 = l1a * sum(z.abs().sum() for z in attn_z) + l1m * sum(z.abs().sum() for z in mlp_z)
-        opt.zero_grad(set_to_none=True)          # θ (and, for the baselines, ζ); UPop's ζ.grad keeps accumulating
-        (loss + l1).backward()
-        torch.nn.utils.clip_grad_norm_(theta, 5.0); opt.step()
-        losses.append(round(loss.item(), 5))
+        return {"loss": task_part + l1, "task": task_part}
+    def after(s, out):
+        losses.append(round(out["task"].item(), 5))
         if s in upd:
-            new, pruned = upop_masks({n: z.grad if z.grad is not None else torch.zeros_like(z) for n, z in zeta.items()},
+            new, pruned = upop_masks({n: (z.grad if z.grad is not None else torch.zeros_like(z)).cpu() for n, z in zeta.items()},
                                      us, costs, sched[s], p)
             with torch.no_grad():
                 for n, z in zeta.items(): z.copy_(new[n])
             history.append({"step": s, "p_s": sched[s], "pruned_mass": pruned_mass(pruned, costs)})
+    fit(loop, tm, loss, _tasks.task_batches(task, data, batch_size, seed), T, opt, clip_params=theta, hook=after,
+        progress=progress, desc=f"search {method} {ratio}x")
     if method != "upop":
         with torch.no_grad():
-            vals = {n: z.detach().clone() for n, z in zeta.items()}
+            vals = {n: z.detach().cpu().clone() for n, z in zeta.items()}
             if method == "unified": pruned = select_pruned({n: -v for n, v in group_zscores(vals, us).items()}, costs, p)
             else:
                 pruned = {}
                 for comp in dict.fromkeys(u.component for u in us):
                     cu = [u for u in us if u.component == comp]
                     pruned.update(select_pruned({u.name: -vals[u.name].abs() for u in cu}, costs, p))
-            for n, z in zeta.items(): z.masked_fill_(pruned[n], 0.0)
+            for n, z in zeta.items(): z.masked_fill_(pruned[n].to(z.device), 0.0)
         history.append({"step": T - 1, "p_s": p, "pruned_mass": pruned_mass(pruned, costs)})
     for z in zeta.values(): z.requires_grad_(False); z.grad = None
-    tm.eval()
     structure = make_structure(tm, us, {n: z != 0 for n, z in zeta.items()}, costs,
                                method=method, ratio=ratio, p=p, task=task, steps=T, interval=I, schedule=schedule,
                                cost_mode=cost_mode, history=history, loss_first=losses[0], loss_last=losses[-1])
@@ -595,24 +595,26 @@ def accounting(model: nn.Module, structure: dict, task: str | None = None) -> di
 
 # %% ../nbs/20_structured.ipynb #c039
 def retrain(model: nn.Module, task: str, steps: int | None = None, **kw) -> nn.Module:
-    "Fine-tune an extracted model on `task` (in place; `tasks.finetune`'s cosine schedule and budget)."
+    "Fine-tune an extracted model on `task` (in place; `tasks.finetune`'s cosine schedule and budget; `kw`: its options, e.g. `device`, `mixed_precision`)."
     if getattr(model, "vlprune_task", None) != task:
         raise ValueError(f"retrain expects the extracted {task} model (its vlprune_task is {getattr(model, 'vlprune_task', None)!r})")
     return finetune(model, task, steps=steps, **kw)
 
 def compress(model: nn.Module, task: str, ratio: float, method: str = "upop", search_steps: int | None = None,
              retrain_steps: int | None = None, eval_limit: int | None = None, timed: bool = False,
-             batch_size: int | None = None, progress: bool = True, **options) -> dict:
-    "Search → extract → retrain → evaluate; returns a record with the structure, accounting and metrics."
+             batch_size: int | None = None, progress: bool = True, device=None, mixed_precision: str = "no",
+             **options) -> dict:
+    "Search → extract → retrain → evaluate (on `device`); returns a record with the structure, accounting and metrics."
     structure, searched = search(model, task, ratio, method, steps=search_steps, batch_size=batch_size,
-                                 progress=progress, **options)
+                                 progress=progress, device=device, mixed_precision=mixed_precision, **options)
     small = extract(searched, structure)
     dense = task_model(model, task)
     rec = {"task": task, "ratio": ratio, "method": method, "structure": structure,
            "retained": retained_proportions(structure),
            "dense": measure(dense, task, timed=timed), "extracted": measure(small, task, timed=timed),
            "search_only": evaluate(small, task, limit=eval_limit, progress=progress)}
-    small = retrain(small, task, steps=retrain_steps, batch_size=batch_size, progress=progress)
+    small = retrain(small, task, steps=retrain_steps, batch_size=batch_size, progress=progress, device=device,
+                    mixed_precision=mixed_precision)
     rec["retrained"] = evaluate(small, task, limit=eval_limit, progress=progress)
     rec["model"] = small
     return rec

@@ -7,7 +7,8 @@ Docs: https://vlprune.github.io/vlprune_nb/tasks.html.md"""
 
 # %% ../nbs/04_tasks.ipynb #c002
 from __future__ import annotations
-import copy, math, random, time
+import copy, itertools, random, time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -19,11 +20,13 @@ from .config import settings, seed_everything
 from .data import world_items, load_images, vqa_score, augment, check_int, check_float
 from .families import FAMILIES, family_of, dec_ids, answer_list, BlipForRetrieval, BlipForNLVR, XVLMForTask
 from .masks import MaskHolder, transfer, check_masks
+from .train import Loop, fit, adamw, lr_at
+from accelerate.utils import send_to_device
 
 # %% auto #0
-__all__ = ['TASKS', 'FAMILY_TASKS', 'check_task', 'task_model', 'task_data', 'task_loss', 'finetune_defaults', 'finetune',
-           'recall_at', 'eval_retrieval', 'caption_metrics', 'generate_captions', 'eval_captioning', 'answer_questions',
-           'eval_vqa', 'eval_nlvr', 'eval_classification', 'evaluate']
+__all__ = ['TASKS', 'FAMILY_TASKS', 'check_task', 'task_model', 'task_data', 'task_batches', 'task_loss', 'finetune_defaults',
+           'finetune', 'recall_at', 'eval_retrieval', 'caption_metrics', 'generate_captions', 'eval_captioning',
+           'answer_questions', 'eval_vqa', 'eval_nlvr', 'eval_classification', 'evaluate']
 
 # %% ../nbs/04_tasks.ipynb #c003
 TASKS = ("retrieval", "captioning", "vqa", "nlvr", "classification")
@@ -62,8 +65,26 @@ def _train_items(task: str, data: list[dict], epoch: int, seed: int) -> list[dic
     rng.shuffle(items)
     return items
 
+def task_batches(task: str, data: list[dict], batch_size: int, seed: int):
+    "Endless global batches of `task`'s training records: `batch_size` of them at a time, epoch after epoch in `_train_items`' seeded order."
+    per_epoch = max(1, len(data) // batch_size)
+    for epoch in itertools.count():
+        items = _train_items(task, data, epoch, seed)
+        for i in range(per_epoch): yield items[i * batch_size:(i + 1) * batch_size]
+
 # %% ../nbs/04_tasks.ipynb #c010
-def _images(tm, paths): return tm.processor.pixels(load_images(paths, tm.processor.image_size))
+def _device(tm) -> torch.device:
+    "Where `tm`'s weights are (the CPU for a stand-in without any, as the tests use)."
+    p = next(tm.parameters(), None) if isinstance(tm, nn.Module) else None
+    return p.device if p is not None else torch.device("cpu")
+
+def _on(tm, x):
+    "Tensors (or a dict of them) moved to the device of `tm`'s weights."
+    return send_to_device(x, _device(tm))
+
+def _images(tm, paths): return _on(tm, tm.processor.pixels(load_images(paths, tm.processor.image_size)))
+
+def _text(tm, texts): return _on(tm, tm.processor.text(texts))
 
 
 def task_loss(tm, task: str, items: list[dict], generator=None) -> torch.Tensor:
@@ -71,19 +92,19 @@ def task_loss(tm, task: str, items: list[dict], generator=None) -> torch.Tensor:
     fam, proc = family_of(tm), tm.processor
     if task == "classification":                                  # augmented as in pretraining (data.augment)
         px = augment(_images(tm, [x["image"] for x in items]), generator or torch.Generator().manual_seed(0))
-        return tm(pixel_values=px, labels=torch.tensor([x["label"] for x in items])).loss
+        return tm(pixel_values=px, labels=_on(tm, torch.tensor([x["label"] for x in items]))).loss
     if task in ("retrieval", "captioning"):
-        px, txt = _images(tm, [x["image"] for x in items]), proc.text([x["caption"] for x in items])
+        px, txt = _images(tm, [x["image"] for x in items]), _text(tm, [x["caption"] for x in items])
         if task == "retrieval": return fam.retrieval_loss(tm, px, txt, generator)
         ids, am = dec_ids(txt["input_ids"], proc.tokenizer), txt["attention_mask"]
         return fam.captioning_loss(tm, px, ids, am, ids.masked_fill(am == 0, -100))
     if task == "nlvr":
         px = torch.stack([_images(tm, x["images"]) for x in items])              # (B, 2, 3, H, W)
-        txt = proc.text([x["sentence"] for x in items])
+        txt = _text(tm, [x["sentence"] for x in items])
         return F.cross_entropy(tm.pair_logits(px, txt["input_ids"], txt["attention_mask"]),
-                               torch.tensor([int(x["label"]) for x in items]))
+                               _on(tm, torch.tensor([int(x["label"]) for x in items])))
     if task == "vqa":
-        px, q = _images(tm, [x["image"] for x in items]), proc.text([x["question"] for x in items])
+        px, q = _images(tm, [x["image"] for x in items]), _text(tm, [x["question"] for x in items])
         return fam.vqa_loss(tm, px, q, [x["answer"] for x in items])
     raise ValueError(f"unknown task {task!r}; known: {list(TASKS)}")
 
@@ -96,8 +117,8 @@ def finetune_defaults(task: str) -> dict:
 
 def finetune(model, task: str, masks: dict | None = None, steps: int | None = None, seed: int = 0,
              lr: float | None = None, batch_size: int | None = None, data: list[dict] | None = None,
-             progress: bool = True) -> nn.Module:
-    "Fine-tune a task model built from `model` on `task` with `masks` held; returns the task model."
+             progress: bool = True, device=None, mixed_precision: str = "no") -> nn.Module:
+    "Fine-tune a task model built from `model` on `task` with `masks` held, on `device`; returns the task model."
     check_task(model, task)
     default = finetune_defaults(task)
     steps = check_int("steps", default["steps"] if steps is None else steps, min=0)
@@ -107,29 +128,18 @@ def finetune(model, task: str, masks: dict | None = None, steps: int | None = No
     if masks: check_masks(model, masks, "masks")             # on the pretrained model: transfer drops what fits nowhere
     data = data if data is not None else task_data(task, "train")
     if steps and not data: raise ValueError(f"no {task} records to fine-tune on (data is empty)")
+    loop = Loop(device, mixed_precision)
     seed_everything(seed)                                     # before the task model: its new heads are drawn here
-    tm = task_model(model, task)
+    tm = task_model(model, task).to(loop.device)
     tmasks = transfer(masks, model, tm) if masks else {}
     if masks and not tmasks: raise ValueError(f"none of the {len(masks)} masks names a parameter of the {task} model")
     holder = MaskHolder(tm, tmasks) if tmasks else None
-    decay = [p for p in tm.parameters() if p.ndim >= 2]
-    rest = [p for p in tm.parameters() if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": rest, "weight_decay": 0.0}], lr=lr)
-    warmup, gen = max(1, steps // 10), torch.Generator().manual_seed(seed)
-    tm.train()
-    per_epoch = max(1, len(data) // batch_size)
-    items, epoch = _train_items(task, data, 0, seed), 0
-    for step in tqdm(range(steps), desc=f"finetune {task}", disable=not progress):
-        if step // per_epoch != epoch: epoch = step // per_epoch; items = _train_items(task, data, epoch, seed)
-        i = step % per_epoch
-        for g in opt.param_groups:
-            g["lr"] = lr * (step + 1) / warmup if step < warmup else lr * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
-        loss = task_loss(tm, task, items[i * batch_size:(i + 1) * batch_size], gen)
-        opt.zero_grad(set_to_none=True); loss.backward()
-        torch.nn.utils.clip_grad_norm_(tm.parameters(), 5.0); opt.step()
-        if holder: holder.rezero()
+    gen = torch.Generator().manual_seed(seed)
+    fit(loop, tm, lambda m, items: task_loss(m, task, items, gen), task_batches(task, data, batch_size, seed), steps,
+        adamw(tm.parameters(), lr), schedule=partial(lr_at, total=steps, lr=lr, warmup=max(1, steps // 10)),
+        hook=(lambda step, loss: holder.rezero()) if holder else None, progress=progress, desc=f"finetune {task}")
     if holder: holder.remove()
-    tm.eval(); tm.masks = tmasks
+    tm.masks = tmasks
     return tm
 
 # %% ../nbs/04_tasks.ipynb #c014
@@ -160,12 +170,12 @@ def eval_retrieval(tm, data: list[dict], k: int | None = None, progress: bool = 
     img_feat, img_emb, txt_feat, txt_in = [], [], [], []
     for chunk in _batched([x["image"] for x in data], 128):
         f, e = fam.image_states(tm, _images(tm, chunk)); img_feat.append(f); img_emb.append(e)
-    tok = proc.text(texts)                                                          # one padding for all texts
+    tok = _text(tm, texts)                                                          # one padding for all texts
     for j in range(0, len(texts), 256):
         t = {key: v[j:j + 256] for key, v in tok.items()}
         f, s = fam.text_states(tm, t["input_ids"], t["attention_mask"]); txt_feat.append(f)
         if s is not None: txt_in += [(h, am) for h, am in zip(s, t["attention_mask"])]
-    sim = torch.cat(img_feat) @ torch.cat(txt_feat).t()                          # (N_img, N_txt)
+    sim = (torch.cat(img_feat) @ torch.cat(txt_feat).t()).cpu()                  # (N_img, N_txt), ranked on the CPU
     if not fam.itm_rerank or k == 0: return recall_at(sim, img2txt, txt2img)
     img_emb = torch.cat(img_emb)
     k_i, k_t = min(k, sim.shape[1]), min(k, sim.shape[0])
@@ -264,7 +274,7 @@ def eval_captioning(tm, data: list[dict], progress: bool = True) -> dict:
 @torch.no_grad()
 def answer_questions(tm, items: list[dict]) -> list[str]:
     "The predicted answer of each VQA record (`image`, `question`), among the answer list, as the family answers."
-    px, q = _images(tm, [x["image"] for x in items]), tm.processor.text([x["question"] for x in items])
+    px, q = _images(tm, [x["image"] for x in items]), _text(tm, [x["question"] for x in items])
     return family_of(tm).answer_questions(tm, px, q, answer_list())
 
 def eval_vqa(tm, data, progress=True) -> dict:
@@ -283,8 +293,8 @@ def eval_nlvr(tm, data, progress=True) -> dict:
     right = 0
     for chunk in tqdm(list(_batched(data, 64)), desc="nlvr", disable=not progress, leave=False):
         px = torch.stack([_images(tm, x["images"]) for x in chunk])
-        t = tm.processor.text([x["sentence"] for x in chunk])
-        pred = tm.pair_logits(px, t["input_ids"], t["attention_mask"]).argmax(-1)
+        t = _text(tm, [x["sentence"] for x in chunk])
+        pred = tm.pair_logits(px, t["input_ids"], t["attention_mask"]).argmax(-1).cpu()
         right += (pred == torch.tensor([int(x["label"]) for x in chunk])).sum().item()
     return {"nlvr_acc": round(100 * right / len(data), 2)}
 
@@ -293,7 +303,7 @@ def eval_classification(tm, data, progress=True) -> dict:
     "Top-1 and top-5 accuracy of `tm`."
     top1 = top5 = 0
     for chunk in tqdm(list(_batched(data, 256)), desc="classification", disable=not progress, leave=False):
-        logits = tm(pixel_values=_images(tm, [x["image"] for x in chunk])).logits
+        logits = tm(pixel_values=_images(tm, [x["image"] for x in chunk])).logits.cpu()
         y = torch.tensor([x["label"] for x in chunk])
         top = logits.topk(min(5, logits.shape[1]), dim=1).indices
         top1 += (top[:, 0] == y).sum().item(); top5 += (top == y[:, None]).any(1).sum().item()
