@@ -152,14 +152,19 @@ def _common(p: argparse.ArgumentParser):
     "The arguments both commands take: the checkpoint, the output folder, --force, --seed, --batch-size."
     p.add_argument("checkpoint", metavar="CKPT", help=f"a shipped family ({', '.join(sorted(k for k in families.FAMILIES if k != 'generic'))}) "
                    "or a checkpoint directory (ours, or transformers' with its preprocessor_config.json and tokenizer files)")
-    p.add_argument("--out", required=True, metavar="OUT", help="the folder to write (required; it must not exist unless --force)")
+    p.add_argument("--out", required=True, default=argparse.SUPPRESS, metavar="OUT", help="the folder to write (required; it must not exist unless --force)")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.add_argument("--seed", type=_count(0), default=0, help="seed of every random choice (batches, captions, method)")
     p.set_defaults(parser=p)
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    "argparse's help that appends each option's default, except where there is none to show (the help then says it in words)."
+    def _get_help_string(self, action):
+        return action.help if action.default in (None, argparse.SUPPRESS) else super()._get_help_string(action)
+
 def parser() -> argparse.ArgumentParser:
     "The `vlprune` argument parser: subcommands prune, structured, grid."
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt, need = _Help, argparse.SUPPRESS                    # a required option has no default to show
     top = argparse.ArgumentParser(prog="vlprune", formatter_class=fmt,
                                   description="Prune a vision-language checkpoint of your own, on your own data.")
     sub = top.add_subparsers(dest="command", metavar="{prune,structured,grid}")
@@ -168,28 +173,28 @@ def parser() -> argparse.ArgumentParser:
                        description="Prune CKPT to a sparsity and write OUT: a transformers checkpoint with the pruned weights "
                                    "exactly zero, masks.safetensors and report.json.")
     _common(p)
-    p.add_argument("--method", required=True, choices=list(pruning.METHODS), help="pruning method (required)")
-    p.add_argument("--sparsity", required=True, type=_sparsity, help="share of the prunable weights to prune, in [0, 1) (required)")
+    p.add_argument("--method", required=True, choices=list(pruning.METHODS), default=need, help="pruning method (required)")
+    p.add_argument("--sparsity", required=True, type=_sparsity, default=need, help="share of the prunable weights to prune, in [0, 1) (required)")
     p.add_argument("--calib", metavar="ANN", help="calibration records: a pretraining or Karpathy JSON file, or an image folder "
                    "(for an image-only model); default: the generated world's pretraining split")
-    p.add_argument("--image-root", metavar="DIR", help="the folder the annotation file's image paths are relative to (needed with a JSON --calib)")
+    p.add_argument("--image-root", metavar="DIR", help="the folder the annotation file's image paths are relative to (default: none; needed with a JSON --calib)")
     p.add_argument("--calib-format", choices=["pretrain", "karpathy", "image_folder"], help="format of --calib (default: told from the file)")
     p.add_argument("--calib-split", default="train", help="split of a Karpathy file or of an image folder (root/SPLIT/class/*)")
     p.add_argument("--calib-batches", type=_count(1), default=S.get("reproduce", "calib_batches", int), help="calibration batches")
     p.add_argument("--batch-size", type=_count(1), default=S.get("reproduce", "calib_batch_size", int), help="records per calibration batch")
     p.add_argument("--device", default=None, help="torch device of the pruning (default: cuda when available, else cpu)")
-    p.add_argument("--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
-                   help="a method option, repeatable (e.g. --option steps=3 for itersnip; values read as JSON)")
+    p.add_argument("--option", type=_option, action="append", metavar="KEY=VALUE",
+                   help="a method option, repeatable (e.g. --option steps=3 for itersnip; values read as JSON; default: the method's defaults)")
     s = sub.add_parser("structured", formatter_class=fmt, help="structured compression (UPop) of one checkpoint: search, extract, retrain",
                        description="Compress CKPT for one task: search which heads and MLP units to keep, cut them out, retrain, "
                                    "and write OUT as structured.save_extracted does (reload with structured.load_extracted).")
     _common(s)
-    s.add_argument("--task", required=True, choices=list(tasks.TASKS), help="the task the search and retraining optimise (required)")
-    s.add_argument("--ratio", required=True, type=_ratio, help="compression ratio of the searched modules, > 1 (required; 2 means 2×)")
+    s.add_argument("--task", required=True, choices=list(tasks.TASKS), default=need, help="the task the search and retraining optimise (required)")
+    s.add_argument("--ratio", required=True, type=_ratio, default=need, help="compression ratio of the searched modules, > 1 (required; 2 means 2×)")
     s.add_argument("--method", default="upop", choices=list(structured.METHODS), help="structured method")
     s.add_argument("--data", metavar="ANN", help="training records: a Karpathy JSON (retrieval, captioning), BLIP's NLVR2 JSON (nlvr) "
                    "or an image folder (classification); default: the generated world's training split of the task")
-    s.add_argument("--image-root", metavar="DIR", help="the folder the annotation file's image paths are relative to (needed with a JSON --data)")
+    s.add_argument("--image-root", metavar="DIR", help="the folder the annotation file's image paths are relative to (default: none; needed with a JSON --data)")
     s.add_argument("--split", default="train", help="split of a Karpathy file or of an image folder")
     s.add_argument("--search-steps", type=_count(1), default=S.get("structured", "search_steps", int), help="optimizer steps of the search")
     s.add_argument("--retrain-steps", type=_count(0), default=None, help="optimizer steps of the retraining (default: settings.ini [tasks] <task>_steps)")
@@ -210,11 +215,13 @@ def _check_paths(p: argparse.ArgumentParser, a):
     if path is not None and not Path(path).exists(): p.error(f"argument {name}: {path} does not exist")
     if path is not None and Path(path).is_file() and a.image_root is None: p.error(f"argument --image-root: needed with the annotation file {name} {path}")
     if a.image_root is not None and not Path(a.image_root).is_dir(): p.error(f"argument --image-root: {a.image_root} is not a directory")
+    if a.command == "structured" and a.data is not None and a.task not in TASK_FORMATS:
+        p.error(f"argument --data: not supported for task {a.task!r} on the command line; its tasks: {list(TASK_FORMATS)}")
     if Path(a.out).exists() and not a.force: p.error(f"argument --out: {a.out} exists; pass --force to replace it")
 
 def _check_prune(p: argparse.ArgumentParser, a) -> dict:
     "The method's options after checking them and the device; exit 2 naming the argument otherwise."
-    options = dict(a.option)
+    options = dict(a.option or [])
     try: pruning._check_method(a.method, options)
     except (ValueError, TypeError) as e: p.error(f"argument --option: {e}")
     if a.device is not None:
