@@ -2,6 +2,7 @@
 
 Modules:
 
+- `vlprune_nb.cli`: `vlprune prune`, `vlprune structured` and `vlprune grid`: one checkpoint in, one pruned checkpoint out, on your own calibration or task data.
 - `vlprune_nb.config`: The reproduction defaults live in one file, `settings.ini`; this module reads them, resolves paths, seeds every random generator and picks the device.
 - `vlprune_nb.data`: A seeded image–caption world small enough to pretrain on two CPU cores, written in the formats of the real datasets (COCO-Karpathy, BLIP pretraining JSON, VQAv2, NLVR2 as BLIP ships it, image folders), and the readers that take either the world or the real files.
 - `vlprune_nb.experiments`: One pruning run is a configuration → a result record (JSON) in `data/results/`. Sweeps are lists of configurations; a configuration whose record exists is never recomputed, so a sweep can be interrupted and resumed without losing finished runs.

@@ -8,7 +8,7 @@ Docs: https://vlprune.github.io/vlprune_nb/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #c002
 from __future__ import annotations
-import fcntl, math, numbers, os, random, re, shutil
+import fcntl, functools, math, numbers, os, random, re, shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,11 +22,12 @@ from .config import settings, write_json, read_json
 
 # %% auto #0
 __all__ = ['SHAPES', 'COLOURS', 'SIZES', 'ROWS', 'COLS', 'NUMBER_WORDS', 'CLASSES', 'SPECIAL_TOKENS', 'IMAGE_SUFFIXES',
-           'check_int', 'check_float', 'check_flag', 'check_choice', 'check_directory', 'position_name', 'Obj',
-           'sample_scene', 'render', 'caption_pool', 'describe', 'ask', 'normalize_vqa_answer', 'vqa_score',
-           'nlvr_statement', 'build_tokenizer', 'load_tokenizer', 'enc_token_id', 'world_root', 'generate_world',
-           'read_pretrain', 'read_karpathy', 'read_vqa', 'read_nlvr', 'read_image_folder', 'load_image', 'load_images',
-           'Processor', 'augment', 'world_items', 'calibration_batches']
+           'RECORD_FORMATS', 'check_int', 'check_float', 'check_flag', 'check_choice', 'check_directory',
+           'position_name', 'Obj', 'sample_scene', 'render', 'caption_pool', 'describe', 'ask', 'normalize_vqa_answer',
+           'vqa_score', 'nlvr_statement', 'build_tokenizer', 'load_tokenizer', 'enc_token_id', 'world_root',
+           'generate_world', 'read_pretrain', 'read_karpathy', 'read_vqa', 'read_nlvr', 'read_image_folder',
+           'load_image', 'load_images', 'read_image', 'Processor', 'checkpoint_processor', 'augment', 'world_items',
+           'calibration_batches', 'Records', 'detect_format', 'read_records']
 
 # %% ../nbs/01_data.ipynb #c002b
 def _allowed(kind: str, min=None, above=None, below=None, allow_none: bool = False) -> str:
@@ -544,19 +545,46 @@ def load_images(paths, size: int) -> torch.Tensor:
     "A (N, 3, size, size) uint8 batch."
     return torch.stack([load_image(p, size) for p in paths])
 
+def read_image(path) -> torch.Tensor:
+    "The image file `path` as stored, a (3, H, W) uint8 tensor (not cached: photographs are large); the error names the path."
+    try:
+        with Image.open(path) as im: return torch.from_numpy(np.asarray(im.convert("RGB")).copy()).permute(2, 0, 1)
+    except (FileNotFoundError, OSError) as e:
+        raise FileNotFoundError(f"cannot read image {path}: {e}") from None
+
 @dataclass
 class Processor:
-    "Turns uint8 images and strings into model inputs: normalised pixel values, token ids and masks."
+    """Turns uint8 images and strings into model inputs: normalised pixel values, token ids and masks.
+
+    With `image_processor_class` and `image_processor_config` (a transformers image processor and its
+    preprocessor_config.json, see `checkpoint_processor`) that image processor resizes, rescales and normalises;
+    `image_mean` and `image_std` then only record its values."""
     tokenizer: object = None
     image_size: int = 32
     image_mean: tuple = (0.5, 0.5, 0.5)
     image_std: tuple = (0.5, 0.5, 0.5)
     max_text_len: int = 32
+    image_processor_class: str | None = None
+    image_processor_config: dict | None = None
 
-    def pixels(self, images: torch.Tensor) -> torch.Tensor:
-        "uint8 (N, 3, H, W) → float (N, 3, H, W), normalised."
+    @functools.cached_property
+    def image_processor(self):
+        "The transformers image processor the two fields describe, or None (the world's normalisation)."
+        if self.image_processor_config is None: return None
+        import transformers
+        return getattr(transformers, self.image_processor_class).from_dict(self.image_processor_config)
+
+    def pixels(self, images) -> torch.Tensor:
+        "uint8 images, (N, 3, H, W) or a list of (3, H, W) of any sizes with an image processor → float (N, 3, S, S), normalised."
+        if self.image_processor is not None:
+            return self.image_processor(images=list(images), return_tensors="pt")["pixel_values"]
         mean = torch.tensor(self.image_mean).view(1, 3, 1, 1); std = torch.tensor(self.image_std).view(1, 3, 1, 1)
         return (images.float() / 255 - mean) / std
+
+    def images(self, paths) -> torch.Tensor:
+        "Pixel values of the image files `paths`: resized to `image_size` (bicubic) and normalised, or as stored into the image processor."
+        if self.image_processor is None: return self.pixels(load_images(paths, self.image_size))
+        return self.pixels([read_image(p) for p in paths])
 
     def text(self, texts: list[str]) -> dict:
         "Token ids and attention mask, padded to the longest text (at most `max_text_len`)."
@@ -568,6 +596,23 @@ class Processor:
         if images is not None: out["pixel_values"] = self.pixels(images)
         if texts is not None: out.update(self.text(texts))
         return out
+
+# %% ../nbs/01_data.ipynb #2202bd82
+def checkpoint_processor(directory, config, tokenizer=None) -> Processor | None:
+    """The processor of a transformers checkpoint `directory` that has a preprocessor_config.json (None without one):
+    its image processor (`AutoImageProcessor`, PIL backend) and `tokenizer`; `config` is the model's, for the image
+    size and the text length."""
+    directory = Path(directory)
+    if not (directory / "preprocessor_config.json").is_file(): return None
+    import json
+    from transformers import AutoImageProcessor
+    ip = AutoImageProcessor.from_pretrained(str(directory), backend="pil")
+    vc, tc = getattr(config, "vision_config", config), getattr(config, "text_config", config)
+    lengths = [getattr(tokenizer, "model_max_length", None), getattr(tc, "max_position_embeddings", None)]
+    lengths = [n for n in lengths if isinstance(n, int)]
+    return Processor(tokenizer=tokenizer, image_size=vc.image_size, image_mean=tuple(ip.image_mean), image_std=tuple(ip.image_std),
+                     max_text_len=min(lengths) if tokenizer is not None and lengths else Processor.max_text_len,
+                     image_processor_class=type(ip).__name__, image_processor_config=json.loads(ip.to_json_string()))
 
 # %% ../nbs/01_data.ipynb #c031
 def augment(pixel_values: torch.Tensor, generator: torch.Generator, shift: int = 3) -> torch.Tensor:
@@ -591,23 +636,82 @@ def world_items(kind: str, split: str = "train") -> list[dict]:
     if kind == "classification": return read_image_folder(root / "cls", split)[0]
     raise ValueError(f"unknown world data kind {kind!r}; known: pretrain, captions, vqa, nlvr, classification")
 
-def calibration_batches(model_or_family, n_batches: int, batch_size: int = 32, seed: int = 0, progress: bool = False) -> list[dict]:
-    "`n_batches` batches of the pretraining split, ready for the family's calibration forward (same seed, same batches; `progress`: a bar)."
+def _check_records(records, source: str, image_only: bool, num_labels: int | None) -> list:
+    "`records` if each one fits the model (an image and a caption or captions; image-only: an image and a label below `num_labels`), else a ValueError naming `source`, the record and the field."
+    if not isinstance(records, list) or not records: raise ValueError(f"{source}: expected a non-empty list of records, got {type(records).__name__} of {len(records) if hasattr(records, '__len__') else '?'}")
+    for i, x in enumerate(records):
+        at = f"{source}: record {i}"
+        if not isinstance(x, dict) or "image" not in x:
+            raise ValueError(f"{at} has no 'image' ({'its keys: ' + str(sorted(x)) if isinstance(x, dict) else type(x).__name__}); "
+                             f"calibration reads image–caption records (pretraining JSON, Karpathy) or labelled images (an image folder)")
+        if image_only:
+            label = x.get("label")
+            if not isinstance(label, int) or label < 0 or (num_labels is not None and label >= num_labels):
+                raise ValueError(f"{at} has label {label!r}; an image-only model calibrates on labelled images (an image folder), "
+                                 f"labels 0 … {num_labels - 1 if num_labels else 'n-1'}")
+        elif not isinstance(x.get("caption"), str) and not (isinstance(x.get("captions"), list) and x["captions"]):
+            raise ValueError(f"{at} has no caption ('caption' or 'captions'; its keys: {sorted(x)}); the model reads texts, so it "
+                             f"calibrates on image–caption records (pretraining JSON, Karpathy), not on an image folder")
+    return records
+
+def calibration_batches(model_or_family, n_batches: int, batch_size: int = 32, seed: int = 0, progress: bool = False,
+                        *, data: list[dict] | None = None) -> list[dict]:
+    """`n_batches` batches ready for the family's calibration forward (same seed, same batches; `progress`: a bar).
+
+    `data`: records as the readers (or `read_records`) return them: image + caption (pretraining JSON), image +
+    captions (Karpathy: one caption per image, drawn with the seed), or image + label for an image-only model; None:
+    the world's pretraining split (classification split for an image-only model)."""
     check_int("n_batches", n_batches, min=1); check_int("batch_size", batch_size, min=1); check_int("seed", seed)
     if isinstance(model_or_family, str):
         from vlprune_nb.families import load
         model_or_family = load(model_or_family)
     proc = model_or_family.processor
     image_only = proc.tokenizer is None
-    items = world_items("classification" if image_only else "pretrain")
+    source = getattr(data, "source", "data")
+    if data is None: items, source = world_items("classification" if image_only else "pretrain"), "the split"
+    else: items = _check_records(data, source, image_only, getattr(getattr(model_or_family, "config", None), "num_labels", None))
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(items), generator=g)[: n_batches * batch_size].tolist()
     if len(idx) < n_batches * batch_size:
-        raise ValueError(f"{n_batches} batches of {batch_size} need {n_batches * batch_size} items; the split has {len(items)}")
-    out = []
+        raise ValueError(f"{n_batches} batches of {batch_size} need {n_batches * batch_size} records; {source} has {len(items)}")
+    missing = next((i for i in idx if not Path(items[i]["image"]).is_file()), None)
+    if missing is not None: raise FileNotFoundError(f"{source}: record {missing} names the image {items[missing]['image']}, which does not exist")
+    rng, out = random.Random(seed), []
     for b in tqdm(range(n_batches), desc="calibration batches", leave=False, disable=not progress):
         chunk = [items[i] for i in idx[b * batch_size:(b + 1) * batch_size]]
-        images = load_images([x["image"] for x in chunk], proc.image_size)
-        if image_only: out.append({"pixel_values": proc.pixels(images), "labels": torch.tensor([x["label"] for x in chunk])})
-        else: out.append(proc(images, [x["caption"] for x in chunk]))
+        pixels = proc.images([x["image"] for x in chunk])
+        if image_only: out.append({"pixel_values": pixels, "labels": torch.tensor([x["label"] for x in chunk])})
+        else: out.append({"pixel_values": pixels, **proc.text([x["caption"] if "caption" in x else rng.choice(x["captions"]) for x in chunk])})
     return out
+
+# %% ../nbs/01_data.ipynb #93a3d6d0
+RECORD_FORMATS = ("pretrain", "karpathy", "nlvr", "image_folder")
+
+class Records(list):
+    "Records (a list) that remember the file or folder `source` they were read from, so that errors can name it."
+    def __init__(self, records, source):
+        super().__init__(records); self.source = str(source)
+
+def detect_format(path) -> str:
+    "The format (one of `RECORD_FORMATS`) of the annotation file or image folder `path`, told from its shape."
+    p = Path(path)
+    if p.is_dir(): return "image_folder"
+    data = read_json(p)
+    first = data[0] if isinstance(data, list) and data else None
+    if isinstance(data, dict) and "images" in data: return "karpathy"
+    if isinstance(first, dict) and "images" in first: return "nlvr"
+    if isinstance(first, dict) and "image" in first and "caption" in first:
+        return "karpathy" if isinstance(first["caption"], list) else "pretrain"     # BLIP's test files list an image's captions
+    shape = f"an object with keys {sorted(data)[:8]}" if isinstance(data, dict) else (
+        f"a list whose first entry is {sorted(first) if isinstance(first, dict) else type(first).__name__}" if isinstance(data, list) else type(data).__name__)
+    raise ValueError(f"{p}: cannot tell its format from its shape ({shape}); name it, one of {list(RECORD_FORMATS)}")
+
+def read_records(path, image_root=None, format: str | None = None, split: str = "train") -> Records:
+    """The records of annotation file (or image folder) `path` in `format` (None: `detect_format`), images under
+    `image_root`; `split` selects a Karpathy file's or an image folder's split."""
+    fmt = detect_format(path) if format is None else check_choice("format", format, RECORD_FORMATS)
+    if fmt == "image_folder": return Records(read_image_folder(path, split)[0], Path(path) / split)
+    if image_root is None: raise ValueError(f"image_root is needed to read {path} ({fmt} format): its image paths are relative to it")
+    readers = {"pretrain": lambda: read_pretrain(path, image_root), "karpathy": lambda: read_karpathy(path, split, image_root),
+               "nlvr": lambda: read_nlvr(path, image_root)}
+    return Records(readers[fmt](), path)

@@ -26,7 +26,7 @@ from transformers.models.blip.modeling_blip import BlipPreTrainedModel, BlipVisi
 from transformers.models.blip.modeling_blip_text import BlipTextModel, BlipTextLMHeadModel, BlipTextOnlyMLMHead
 
 from .config import settings, write_json, read_json, sha256
-from .data import Processor, load_tokenizer, enc_token_id, world_root, generate_world
+from .data import Processor, checkpoint_processor, load_tokenizer, enc_token_id, world_root, generate_world
 
 # %% auto #0
 __all__ = ['KINDS', 'FAMILIES', 'MODEL_CLASSES', 'Prunable', 'register', 'family_of', 'Family', 'tied_groups', 'itc_loss',
@@ -956,7 +956,8 @@ def _family_info(p: Path) -> dict | None:
     return info
 
 def load(name_or_path) -> nn.Module:
-    "The dense model: a family name ('blip', 'xvlm', 'clip', 'vit') or a checkpoint directory (ours or transformers')."
+    """The dense model: a family name ('blip', 'xvlm', 'clip', 'vit') or a checkpoint directory (ours or transformers').
+    Its `processor`: family.json's, else the checkpoint's own (preprocessor_config.json), else the world's."""
     p = _checkpoint_path(name_or_path)
     cfg_file = p / "config.json"
     if not cfg_file.is_file(): raise FileNotFoundError(f"checkpoint {p} has no config.json")
@@ -975,7 +976,8 @@ def load(name_or_path) -> nn.Module:
     tok_dir = p / "tokenizer" if (p / "tokenizer").is_dir() else p
     has_tok = (tok_dir / "tokenizer_config.json").is_file()
     tok = load_tokenizer(tok_dir) if has_tok and fam.uses_text else None
-    model.processor = Processor(tokenizer=tok, **info["processor"]) if info and info.get("processor") else processor_for(model, tok)
+    model.processor = (Processor(tokenizer=tok, **info["processor"]) if info and info.get("processor") else
+                       checkpoint_processor(p, model.config, tok) or processor_for(model, tok))
     return model
 
 def _quietly(fn, *args, **kw):

@@ -82,7 +82,7 @@ def _on(tm, x):
     "Tensors (or a dict of them) moved to the device of `tm`'s weights."
     return send_to_device(x, _device(tm))
 
-def _images(tm, paths): return _on(tm, tm.processor.pixels(load_images(paths, tm.processor.image_size)))
+def _images(tm, paths): return _on(tm, tm.processor.images(paths))       # the checkpoint's own image processor, if it has one
 
 def _text(tm, texts): return _on(tm, tm.processor.text(texts))
 
