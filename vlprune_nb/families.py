@@ -725,14 +725,15 @@ class VitFamily(Family):
     name, modalities, tasks, uses_text = "vit", ("vision",), ("classification",), False
     rules = _vit_rules("vit")
     upop_attn_cost, upop_update_at_zero, upop_random_bias = 12, False, True   # UPop's DeiT code
+    model_class, config_class = ViTForImageClassification, ViTConfig
 
     @classmethod
-    def model_classes(cls): return (ViTForImageClassification,)
+    def model_classes(cls): return (cls.model_class,)
     @classmethod
     def build(cls, tok=None, hidden=128, layers=4, heads=4, image_size=32, patch=4, num_labels=12):
-        return ViTForImageClassification(ViTConfig(hidden_size=hidden, intermediate_size=4 * hidden, num_hidden_layers=layers,
-                                                   num_attention_heads=heads, image_size=image_size, patch_size=patch,
-                                                   num_labels=num_labels))
+        return cls.model_class(cls.config_class(hidden_size=hidden, intermediate_size=4 * hidden, num_hidden_layers=layers,
+                                                num_attention_heads=heads, image_size=image_size, patch_size=patch,
+                                                num_labels=num_labels))
 
     @classmethod
     @torch.no_grad()
@@ -747,14 +748,7 @@ class VitFamily(Family):
 class DeitFamily(VitFamily):
     "DeiT (transformers' DeiTForImageClassification): a ViT with a distillation token; everything else as the ViT's."
     name, rules = "deit", _vit_rules("deit")
-
-    @classmethod
-    def model_classes(cls): return (DeiTForImageClassification,)
-    @classmethod
-    def build(cls, tok=None, hidden=128, layers=4, heads=4, image_size=32, patch=4, num_labels=12):
-        return DeiTForImageClassification(DeiTConfig(hidden_size=hidden, intermediate_size=4 * hidden, num_hidden_layers=layers,
-                                                     num_attention_heads=heads, image_size=image_size, patch_size=patch,
-                                                     num_labels=num_labels))
+    model_class, config_class = DeiTForImageClassification, DeiTConfig
 
 # %% ../nbs/02_families.ipynb #c019
 @register
