@@ -497,7 +497,7 @@ METHODS = ("upop", "unified", "mask_based")
 def _setting(key, typ, value):
     return settings().get("structured", key, typ) if value is None else value
 
-def _interval(value, T, p, fam):
+def _interval(value, T, p):
     if value is None: value = settings().get("structured", "interval")
     if value == "auto": return max(1, round(T / (100 * p)))
     value = int(value)
@@ -521,10 +521,10 @@ def search(model: nn.Module, task: str, ratio: float, method: str = "upop", step
     if loop.num_processes > 1: raise ValueError(f"search runs on one process, not {loop.num_processes}: DDP would not average ζ's gradients")
     if method == "upop" and mixed_precision == "fp16":
         raise ValueError("mixed_precision='fp16' with method 'upop': its ζ gradients accumulate across steps under a changing loss scale; use 'bf16'")
-    fam = check_task(model, task)
+    check_task(model, task)
     T = _setting("search_steps", int, steps)
     if T < 1: raise ValueError(f"a search needs at least one step; got steps={T}")
-    I = _interval(interval, T, p, fam)
+    I = _interval(interval, T, p)
     l1a, l1m = _setting("l1_attn", float, l1_attn), _setting("l1_mlp", float, l1_mlp)
     lr = lr or settings().get("structured", "lr", float)
     batch_size = batch_size or settings().get("tasks", "batch_size", int)
