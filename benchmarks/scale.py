@@ -291,13 +291,13 @@ def structured_speed(args) -> dict:
         for tag, m in models.items():
             f1, f2 = S.count_flops(m, task, 1, text_len=TEXT_LEN), S.count_flops(m, task, 2, text_len=TEXT_LEN)
             rec[tag].update(flops_b1=f1, flops_b32=f1 + 31 * (f2 - f1))
-        for b, reps in ((1, args.repeats_b1), (32, args.repeats_b32)):
+        for b, reps, warm in ((1, args.repeats_b1, 1), (32, args.repeats_b32, 0)):
             log(f"[2] {key}: latency at batch {b} ({reps} interleaved repeats) ...")
             xs = {t: S.example_inputs(m, task, b, text_len=TEXT_LEN) for t, m in models.items()}
             def call(m, x):
                 def f(): S.inference_forward(m, task, x); sync(args.device)
                 return f
-            lat = S.median_times({t: call(m, xs[t]) for t, m in models.items()}, reps, warmup=1)
+            lat = S.median_times({t: call(m, xs[t]) for t, m in models.items()}, reps, warmup=warm)
             for t in models: rec[t][f"latency_ms_b{b}"] = round(1000 * lat[t], 2)
         for t in models:
             if t == "dense": continue
@@ -308,10 +308,10 @@ def structured_speed(args) -> dict:
                 rec[t][f"speedup_over_flop_reduction_b{b}"] = round(sp / fr, 3)
         worst = min((t for t in models if t != "dense"), key=lambda t: rec[t]["speedup_over_flop_reduction_b32"])
         if rec[worst]["speedup_over_flop_reduction_b32"] < 0.8 or args.quick:
-            log(f"[2] {key}: profile of dense and {worst} at batch 32 ...")
-            x = {t: S.example_inputs(models[t], task, 32, text_len=TEXT_LEN) for t in ("dense", worst)}
-            rec["profile_b32"] = {t: profile_split(lambda t=t: S.inference_forward(models[t], task, x[t])) for t in ("dense", worst)}
-            rec["profile_b32"]["model"] = worst
+            log(f"[2] {key}: profile of dense and {worst} at batch {args.profile_batch} ...")
+            x = {t: S.example_inputs(models[t], task, args.profile_batch, text_len=TEXT_LEN) for t in ("dense", worst)}
+            rec["profile"] = {t: profile_split(lambda t=t: S.inference_forward(models[t], task, x[t])) for t in ("dense", worst)}
+            rec["profile"].update(model=worst, batch=args.profile_batch)
         out[key] = rec
         for t in models:
             if t == "dense": continue
@@ -390,9 +390,9 @@ def unstructured(args) -> dict:
             for layout in ("csr", "bsr"):
                 got = models[layout](pixel_values=x[args.sparse_batches[0]]["pixel_values"]).logits
                 rec[f"{layout}_max_abs_diff"] = float((got - ref).abs().max())
-        for b in args.sparse_batches:
+        for b in args.sparse_batches:                                 # larger batches: one interleaved run each
             lat = S.median_times({k: (lambda m=m: m(pixel_values=x[b]["pixel_values"])) for k, m in models.items()},
-                                 args.repeats_sparse, warmup=1)
+                                 args.repeats_sparse if b == 1 else 1, warmup=1 if b == 1 else 0)
             rec[f"latency_ms_b{b}"] = {k: round(1000 * v, 2) for k, v in lat.items()}
             rec[f"speedup_b{b}"] = {k: round(lat["dense"] / lat[k], 3) for k in ("csr", "bsr")}
         out["inference"][f"{s:g}"] = rec
@@ -447,10 +447,16 @@ def readme_table(res: dict) -> str:
         d = rec["dense"]
         lines.append(f"| {key} dense | {fmt_int(d['params'])} | 1 | {d['latency_ms_b1']:.0f} / {d['latency_ms_b32']:.0f} | |")
         for t, q in rec.items():
-            if t in ("dense", "task", "profile_b32"): continue
+            if t in ("dense", "task", "profile"): continue
             lines.append(f"| {key} {t.replace('_r16', ', round_to=16')} | {fmt_int(q['params'])} | {q['flop_reduction_b1']:.2f} "
                          f"| {q['latency_ms_b1']:.0f} / {q['latency_ms_b32']:.0f} | {q['speedup_over_flop_reduction_b1']:.2f} / "
                          f"{q['speedup_over_flop_reduction_b32']:.2f} |")
+    for key, rec in res["structured"].items():
+        if "profile" not in rec: continue
+        pr = rec["profile"]; a, b = pr["dense"], pr[pr["model"]]
+        lines += ["", f"Where {key} {pr['model']} spends batch {pr['batch']} (torch.profiler, self CPU ms, dense → extracted): " + ", ".join(
+            f"{g} {a['ms'][g]:.0f} → {b['ms'][g]:.0f}" for g in a["ms"] if a["ms"][g] + b["ms"][g] >= 0.01 * a["total_ms"])
+            + f"; total {a['total_ms']:.0f} → {b['total_ms']:.0f}."]
     u = res["unstructured"]
     bs = sorted({int(k[len('latency_ms_b'):]) for v in u["inference"].values() for k in v if k.startswith("latency_ms_b")})
     lines += ["", "| ViT-B/16 unstructured | " + " | ".join(f"CSR / BSR speed-up b{b}" for b in bs) + " | BLIP-base checkpoint (values + bit-packed masks) |",
@@ -462,11 +468,36 @@ def readme_table(res: dict) -> str:
     return "\n".join(lines)
 
 
+def main_job_lines(mj: dict) -> str:
+    "README's main-job paragraph from benchmarks/results/main_job.json."
+    ph, m = mj["phases"], mj["machine"]
+    c = mj["config"]
+    names = ("load", "calibration", "pruning", "fine-tuning", "evaluation", "evaluation: ITM re-ranking", "figure")
+    out = [f"Main job (`python benchmarks/main_job.py --papermill`: {c['family']} {c['method']} {c['sparsity']:g} {c['task']}, "
+           f"{mj['threads']} torch thread(s), {m['cpus']}-CPU {m['processor']}, {m['shared']}, load average "
+           f"{m['loadavg_start'][0]:.1f} → {m['loadavg_end'][0]:.1f}), wall / CPU seconds: "
+           + ", ".join(f"{k} {ph[k]['wall_s']:.0f} / {ph[k]['cpu_s']:.0f}" for k in names if k in ph)
+           + f"; the whole job {mj['total']['wall_s']:.0f} / {mj['total']['cpu_s']:.0f}."]
+    if "papermill" in mj:
+        out.append(f"`papermill nbs/run.ipynb` end to end: {mj['papermill']['wall_s']:.0f} s wall, {mj['papermill']['cpu_s']:.0f} s CPU "
+                   f"(kernel start and imports included).")
+    if "idle_estimate_s" in mj:
+        out.append(f"Estimate for an idle machine (one thread: the CPU seconds are the wall time): "
+                   f"{mj.get('papermill', mj['total'])['cpu_s']:.0f} s.")
+    if "step_profile" in mj:
+        sp = mj["step_profile"]
+        out.append(f"One fine-tuning step (batch {sp['batch_size']}): {sp['step_s']:.2f} s, of which " + ", ".join(
+            f"{k} {100 * v:.0f} %" for k, v in sp["share"].items()) + ".")
+    return " ".join(out)
+
+
 def render_readme(json_path: Path = OUT, readme: Path = README) -> str:
-    "README's text with the block between the scale-table markers rendered from `json_path`."
+    "README's text with the block between the scale-table markers rendered from `json_path` (and main_job.json beside it)."
     text, res = readme.read_text(), json.loads(Path(json_path).read_text())
+    mj = Path(json_path).parent / "main_job.json"
+    block = readme_table(res) + ("\n\n" + main_job_lines(json.loads(mj.read_text())) if mj.is_file() else "")
     a, b = text.index(MARK[0]) + len(MARK[0]), text.index(MARK[1])
-    return text[:a] + "\n" + readme_table(res) + "\n" + text[b:]
+    return text[:a] + "\n" + block + "\n" + text[b:]
 
 
 # ---------------------------------------------------------------- main
@@ -482,7 +513,9 @@ def main():
     ap.add_argument("--chita-batch-size", type=int, default=4)
     ap.add_argument("--models", nargs="+", default=list(NAMES), choices=list(NAMES))
     ap.add_argument("--ratios", type=float, nargs="+", default=[2, 4])
-    ap.add_argument("--repeats-b1", type=int, default=5); ap.add_argument("--repeats-b32", type=int, default=2)
+    ap.add_argument("--repeats-b1", type=int, default=5, help="interleaved latency repeats at batch 1 (after one warm-up)")
+    ap.add_argument("--repeats-b32", type=int, default=1, help="interleaved latency repeats at batch 32 (no warm-up: a base-size forward at batch 32 takes tens of seconds here)")
+    ap.add_argument("--profile-batch", type=int, default=8, help="batch of the torch.profiler split where the speed-up goal is missed")
     ap.add_argument("--repeats-sparse", type=int, default=3)
     ap.add_argument("--sparse-batches", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--workdir", default=None, help="folder for CHITA's gradient file and the checkpoints (default: temp)")
@@ -500,7 +533,7 @@ def main():
     if args.quick:
         args.size, args.models, args.batches, args.batch_size = "quick", ["blip", "vit"], 2, 4
         args.chita_batches, args.chita_batch_size, args.repeats_b1, args.repeats_b32, args.repeats_sparse = 2, 2, 2, 1, 1
-        args.sparse_batches = [1]
+        args.sparse_batches, args.profile_batch = [1], 4
     import torch
     torch.set_num_threads(args.threads)
     load0, t0, busy0 = os.getloadavg(), time.perf_counter(), busy_cpus()
@@ -515,7 +548,7 @@ def main():
     res["goals"] = {"multiflow_le_1.25x_forward": {k: ok(r["multiflow_over_forward"], 1.25, True) for k, r in res["pruning"].items()},
                     "speedup_over_flop_reduction_ge_0.8_b32": {f"{k} {t}": ok(q["speedup_over_flop_reduction_b32"], 0.8, False)
                                                                 for k, rec in res["structured"].items() for t, q in rec.items()
-                                                                if t not in ("dense", "task", "profile_b32")}}
+                                                                if t not in ("dense", "task", "profile")}}
     busy1 = busy_cpus()
     res["machine"] = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(), "cpus": usable_cpus(),
                       "torch": torch.__version__, "threads": args.threads, "when": time.strftime("%Y-%m-%d"),
