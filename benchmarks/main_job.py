@@ -183,6 +183,8 @@ def main():
     if args.papermill:
         log("papermill ..."); out["papermill"] = papermill_run(args, threads)
         log(f"papermill: {out['papermill']}")
+    from vlprune_nb.tasks import itm_workers
+    out["itm_workers_now"] = itm_workers()          # what eval_retrieval would use at this moment (free CPUs at one thread)
     out["machine"] = machine(load0)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True); Path(args.out).write_text(json.dumps(out, indent=1) + "\n")

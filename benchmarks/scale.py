@@ -430,6 +430,13 @@ def multiflow_at(r: dict, pairs_measured: int, pairs: int) -> float:
     return 1 + (m - f) / (f * pairs / pairs_measured) if f > 0 else float("nan")
 
 
+def chita_largest(r: dict) -> int:
+    "Parameters of the largest model of this one's shape (same prunable share) whose CHITA fits in RAM_GIB by its formula."
+    share = r["prunable"] / r["params"]
+    per_param = 4 + 60 * share                                       # the float32 model + 56·p + the one-row buffer 4·p
+    return int((RAM_GIB * 2**30 - r["baseline_rss_mb"] * 2**20) / per_param)
+
+
 def fmt_int(n): return f"{n / 1e6:.0f} M" if n >= 1e6 else f"{n / 1e3:.0f} k"
 
 
@@ -440,15 +447,21 @@ def readme_table(res: dict) -> str:
              f"{m['threads']} torch thread(s), {m['load']}; ratios within one run, cost ratios on CPU seconds):", "",
              f"| model | params (prunable) | MULTIFLOW ÷ forward (goal ≤ 1.25) at {res['batches'] * res['batch_size']} pairs; "
              f"projected at {DEFAULT_PAIRS} | SNIP ÷ MULTIFLOW | peak RSS forward / MULTIFLOW / SNIP | "
-             f"largest prunable at {RAM_GIB} GiB, MULTIFLOW / SNIP | CHITA at B = 500: RAM / disk |",
+             f"largest model at {RAM_GIB} GiB, MULTIFLOW / SNIP / CHITA | CHITA at B = 500: RAM / disk |",
              "|---|---|---|---|---|---|---|"]
     for k, r in res["pruning"].items():
         pk = r["peak_rss_mb"]
         proj = multiflow_at(r, res["batches"] * res["batch_size"], DEFAULT_PAIRS)
         lines.append(f"| {NAMES[k]} | {fmt_int(r['params'])} ({fmt_int(r['prunable'])}) | {r['multiflow_over_forward']:.2f}; ≥ {proj:.2f} "
                      f"| {r['snip_over_multiflow']:.2f} | {pk['forward'] / 1024:.1f} / {pk['multiflow'] / 1024:.1f} / {pk['snip'] / 1024:.1f} GB "
-                     f"| {fmt_int(r['largest_params_at_ram']['multiflow'])} / {fmt_int(r['largest_params_at_ram']['snip'])} "
+                     f"| {fmt_int(r['largest_params_at_ram']['multiflow'])} / {fmt_int(r['largest_params_at_ram']['snip'])} / "
+                     f"{fmt_int(chita_largest(r))} "
                      f"| {r['chita_b500']['ram_gb']} / {r['chita_b500']['disk_gb']} GB |")
+    lines += ["", "Projected ratio: MULTIFLOW's extra CPU time taken as all per weight (scores, prior, masks), the forward as per "
+              f"pair, at settings.ini's {DEFAULT_PAIRS} calibration pairs: a lower bound. Largest model: ({RAM_GIB} GiB − the child's "
+              "baseline) ÷ the peak bytes per parameter measured here, a linear extrapolation at this calibration batch; CHITA by "
+              "its formula (float32 model + 60 bytes per prunable weight in RAM), whose gradient file takes 4·B bytes per "
+              "prunable weight on disk."]
     c = res["chita"]
     lines += ["", f"CHITA measured on ViT-B/16 at B = {c['batches']} × {c['batch_size']}: peak RSS {c['peak_rss_mb'] / 1024:.1f} GB, "
               f"+{c['increase_mb'] / 1024:.2f} GB over the model and batches (formula: +{c['formula_increase_mb'] / 1024:.2f} GB), {c['wall_s']:.0f} s.", "",
@@ -488,13 +501,15 @@ def main_job_lines(mj: dict) -> str:
            f"{mj['threads']} torch thread(s), {m['cpus']}-CPU {m['processor']}, {m['shared']}, load average "
            f"{m['loadavg_start'][0]:.1f} → {m['loadavg_end'][0]:.1f}), wall / CPU seconds: "
            + ", ".join(f"{k} {ph[k]['wall_s']:.0f} / {ph[k]['cpu_s']:.0f}" for k in names if k in ph)
-           + f"; the whole job {mj['total']['wall_s']:.0f} / {mj['total']['cpu_s']:.0f}."]
+           + f"; the whole job {mj['total']['wall_s']:.0f} / {mj['total']['cpu_s']:.0f}"
+           + (f" (ITM re-ranking on {mj['itm_workers_now']} worker thread(s))." if "itm_workers_now" in mj else
+              " (ITM re-ranking on one thread: measured before `eval_retrieval(workers=)`).")]
     if "papermill" in mj:
         out.append(f"`papermill nbs/run.ipynb` end to end: {mj['papermill']['wall_s']:.0f} s wall, {mj['papermill']['cpu_s']:.0f} s CPU "
                    f"(kernel start and imports included).")
     if "idle_estimate_s" in mj:
-        out.append(f"Estimate for an idle machine (one thread: the CPU seconds are the wall time): "
-                   f"{mj.get('papermill', mj['total'])['cpu_s']:.0f} s.")
+        out.append(f"Estimate for an idle machine (one thread: its CPU seconds, which contention inflates, bound the wall time "
+                   f"from above): {mj.get('papermill', mj['total'])['cpu_s']:.0f} s.")
     if "step_profile" in mj:
         sp = mj["step_profile"]
         out.append(f"One fine-tuning step (batch {sp['batch_size']}): {sp['step_s']:.2f} s, of which " + ", ".join(
