@@ -508,8 +508,8 @@ def main_job_lines(mj: dict) -> str:
         out.append(f"`papermill nbs/run.ipynb` end to end: {mj['papermill']['wall_s']:.0f} s wall, {mj['papermill']['cpu_s']:.0f} s CPU "
                    f"(kernel start and imports included).")
     if "idle_estimate_s" in mj:
-        out.append(f"Estimate for an idle machine (one thread: its CPU seconds, which contention inflates, bound the wall time "
-                   f"from above): {mj.get('papermill', mj['total'])['cpu_s']:.0f} s.")
+        out.append(f"Estimate for an idle machine (one thread: its CPU seconds, which sharing the machine inflates "
+                   f"rather than deflates): {mj.get('papermill', mj['total'])['cpu_s']:.0f} s.")
     if "step_profile" in mj:
         sp = mj["step_profile"]
         out.append(f"One fine-tuning step (batch {sp['batch_size']}): {sp['step_s']:.2f} s, of which " + ", ".join(
