@@ -42,6 +42,7 @@ def checkpoint_id(family: str) -> str:
 def checkpoint_params(family: str) -> int:
     "The number of parameters in `family`'s shipped model.safetensors, read from its header (what `config.torch_threads` takes)."
     import math
+    if family not in families.FAMILIES: raise ValueError(f"family={family!r} is not known; allowed: {sorted(families.FAMILIES)}")
     with families.open_safetensors(families.checkpoint_dir(family) / "model.safetensors") as f:
         return sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
 
