@@ -253,19 +253,24 @@ OP_GROUPS = (("patch conv", ("convolution",)), ("matmul", ("addmm", "mm", "bmm",
              ("elementwise", ("add", "mul", "div", "sub", "pow", "sqrt", "rsqrt", "where", "masked_fill")))
 
 
-def profile_split(call) -> dict:
-    "Self CPU milliseconds of one call by op group (torch.profiler), and the total."
+def profile_split(call, device: str = "cpu") -> dict:
+    "Self milliseconds of one call by op group (torch.profiler; CPU time, or the GPU's kernel time on a CUDA device), and the total."
     import torch
     from torch.profiler import profile, ProfilerActivity
-    with torch.no_grad(), profile(activities=[ProfilerActivity.CPU]) as prof: call()
+    cuda = device.startswith("cuda")
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with torch.no_grad(), profile(activities=acts) as prof:
+        call()
+        if cuda: torch.cuda.synchronize()
+    self_ms = (lambda e: e.self_device_time_total / 1000) if cuda else (lambda e: e.self_cpu_time_total / 1000)
     groups = {g: 0.0 for g, _ in OP_GROUPS}; groups["other"] = 0.0
-    ops = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+    ops = sorted(prof.key_averages(), key=lambda e: -self_ms(e))
     for e in ops:
         op = e.key.replace("aten::", "")
         g = next((g for g, keys in OP_GROUPS if any(k in op for k in keys)), "other")
-        groups[g] += e.self_cpu_time_total / 1000
+        groups[g] += self_ms(e)
     return {"ms": {k: round(v, 1) for k, v in groups.items()}, "total_ms": round(sum(groups.values()), 1),
-            "top_ops": [[e.key, round(e.self_cpu_time_total / 1000, 1), e.count] for e in ops[:8]]}
+            "top_ops": [[e.key, round(self_ms(e), 1), e.count] for e in ops[:8]]}
 
 
 def structured_speed(args) -> dict:
@@ -311,7 +316,7 @@ def structured_speed(args) -> dict:
         if rec[worst]["speedup_over_flop_reduction_b32"] < 0.8 or args.quick:
             log(f"[2] {key}: profile of dense and {worst} at batch {args.profile_batch} ...")
             x = {t: S.example_inputs(models[t], task, args.profile_batch, text_len=TEXT_LEN) for t in ("dense", worst)}
-            rec["profile"] = {t: profile_split(lambda t=t: S.inference_forward(models[t], task, x[t])) for t in ("dense", worst)}
+            rec["profile"] = {t: profile_split(lambda t=t: S.inference_forward(models[t], task, x[t]), args.device) for t in ("dense", worst)}
             rec["profile"].update(model=worst, batch=args.profile_batch)
         out[key] = rec
         for t in models:
