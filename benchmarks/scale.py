@@ -23,9 +23,11 @@ What is measured (`--quick`: the same on small models, for the test):
 2. UPop-extracted BLIP-base (retrieval, NLVR) and ViT-B/16 at 2× and 4×: the structure is a magnitude ranking of
    every ζ entry (norm of the rows it scales) selected as UPop selects (`structured.select_pruned`, the
    family's costs, p = 1 − 1/ratio): the UPop search needs task data at 224 px and is left out; what is measured
-   is the extracted model's speed, which depends on its shapes only. Parameters, FLOPs, median latency at batch 1
-   and 32 (interleaved with the dense model), speed-up ÷ FLOP reduction (goal ≥ 0.8), with and without
-   `extract(round_to=16)`; a torch.profiler split of the dense and 4× forward where the goal is missed.
+   is the extracted model's speed, which depends on its shapes only. Parameters, FLOPs, latency at batch 1 (median
+   of `--repeats-b1` after a warm-up) and 32 (`--repeats-b32`, default one run: a base-size forward at batch 32
+   takes tens of seconds here), every model's runs interleaved with the dense model's, speed-up ÷ FLOP reduction
+   (goal ≥ 0.8), with and without `extract(round_to=16)`; a torch.profiler split (by op group) of the dense and the
+   worst extracted forward at `--profile-batch` where the goal is missed at batch 32.
 3. Unstructured sparsity 63 / 75 / 90 % (magnitude, per layer) of ViT-B/16's prunable Linears run as torch.sparse
    CSR and BSR (16 × 16 blocks) matrices against dense; checkpoint size of BLIP-base as safetensors: dense, and
    sparse = the kept values + bit-packed masks (`masks.save_masks`) + the dense rest.
