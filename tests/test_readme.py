@@ -42,3 +42,11 @@ def test_readme_result_tables_are_what_the_command_prints(root, shipped_store):
     records, text = load_records(shipped_store), (root / "README.md").read_text()
     for name, make in README_BLOCKS.items():
         assert readme_block(text, name) == make(records), f"README's {name} block is stale: run vlprune-tables --write README.md"
+
+def test_readme_scale_table_is_what_the_script_renders(root):
+    "README's scale block is rendered from the committed benchmarks/results JSON (python benchmarks/scale.py --readme)."
+    import sys
+    sys.path.insert(0, str(root / "benchmarks"))
+    import scale
+    assert (root / "README.md").read_text() == scale.render_readme(root / "benchmarks/results/scale.json", root / "README.md"), \
+        "README's scale table is stale: run python benchmarks/scale.py --readme"

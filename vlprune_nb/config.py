@@ -14,10 +14,10 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['PROGRESS_MODES', 'settings_path', 'Settings', 'settings', 'seed_everything', 'default_device', 'available_devices',
-           'check_device', 'atomic_write', 'write_json', 'read_json', 'sha256', 'in_kernel', 'progress_mode',
-           'TerminalBar', 'SinkBar', 'progress_to', 'progress', 'assigned_names', 'unknown_parameters',
-           'check_notebook_parameters']
+__all__ = ['THREADS_ENV', 'MULTITHREAD_PARAMS', 'PROGRESS_MODES', 'settings_path', 'Settings', 'settings', 'seed_everything',
+           'default_device', 'available_devices', 'check_device', 'busy_cpus', 'usable_cpus', 'torch_threads',
+           'atomic_write', 'write_json', 'read_json', 'sha256', 'in_kernel', 'progress_mode', 'TerminalBar', 'SinkBar',
+           'progress_to', 'progress', 'assigned_names', 'unknown_parameters', 'check_notebook_parameters']
 
 # %% ../nbs/00_config.ipynb #c004
 def settings_path() -> Path:
@@ -96,6 +96,37 @@ def check_device(device=None) -> torch.device:
     if d.index is None and f"{d.type}:0" in have: d = torch.device(d.type, torch.accelerator.current_device_index())
     if str(d) not in have: raise ValueError(f"device={device!r} is not on this machine; it has {', '.join(have)}")
     return d
+
+# %% ../nbs/00_config.ipynb #c83d5339
+THREADS_ENV = "VLPRUNE_THREADS"
+MULTITHREAD_PARAMS = 20_000_000          # below this many parameters one thread is fastest (see above)
+
+def busy_cpus(samples: int = 5) -> int:
+    "CPUs other processes keep busy now: the median of `samples` readings of runnable processes (/proc/stat), this one excepted."
+    try:
+        counts = []
+        for _ in range(samples):
+            with open("/proc/stat") as f:
+                counts.append(next(int(l.split()[1]) for l in f if l.startswith("procs_running")))
+        return max(0, sorted(counts)[len(counts) // 2] - 1)
+    except (OSError, StopIteration, ValueError):
+        return max(0, round(os.getloadavg()[0]) - 1) if hasattr(os, "getloadavg") else 0
+
+def usable_cpus() -> int:
+    "CPUs this process may run on (its affinity mask where the OS has one)."
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+def torch_threads(params: int | None = None, cpus: int | None = None, busy: int | None = None) -> int:
+    """Torch threads for a process that runs a model of `params` parameters (None: a large one): `$VLPRUNE_THREADS`
+    when set; else 1 under `MULTITHREAD_PARAMS`; else `cpus` (default `usable_cpus()`) less `busy` (default `busy_cpus()`), at least 1."""
+    env = os.environ.get(THREADS_ENV)
+    if env is not None:
+        if not env.strip().isdigit() or int(env) < 1:
+            raise ValueError(f"${THREADS_ENV}={env!r}: expected a whole number of threads >= 1")
+        return int(env)
+    if params is not None and params < MULTITHREAD_PARAMS: return 1
+    cpus = usable_cpus() if cpus is None else cpus
+    return max(1, cpus - (busy_cpus() if busy is None else busy))
 
 # %% ../nbs/00_config.ipynb #c011
 def atomic_write(path, write_fn, suffix: str = "") -> Path:

@@ -24,11 +24,11 @@ from . import families, tasks
 
 # %% auto #0
 __all__ = ['NUMBER', 'RECORD_KINDS', 'PRUNE_KEYS', 'BENCHMARK_METHODS', 'TABLE_VARIES', 'checkpoint_sha256', 'checkpoint_id',
-           'run_config', 'config_hash', 'run_key', 'environment', 'results_dir', 'record_path', 'record_kind',
-           'check_record', 'scan_store', 'is_done', 'load_records', 'prune_config', 'prune_key', 'pruned_state',
-           'mask_layers', 'prune_info', 'save_file_atomic', 'ran_modules', 'task_sparsity', 'run', 'dense_config_for',
-           'dense_metrics_for', 'layer_sparsity', 'grid', 'sweep', 'grid_cli', 'same_budget', 'mean_sd', 'mean_std',
-           'table']
+           'checkpoint_params', 'run_config', 'config_hash', 'run_key', 'environment', 'results_dir', 'record_path',
+           'record_kind', 'check_record', 'scan_store', 'is_done', 'load_records', 'prune_config', 'prune_key',
+           'pruned_state', 'mask_layers', 'prune_info', 'save_file_atomic', 'ran_modules', 'task_sparsity', 'run',
+           'dense_config_for', 'dense_metrics_for', 'layer_sparsity', 'grid', 'sweep', 'grid_cli', 'same_budget',
+           'mean_sd', 'mean_std', 'table']
 
 # %% ../nbs/30_experiments.ipynb #c004
 def checkpoint_sha256(family: str) -> str:
@@ -39,10 +39,18 @@ def checkpoint_id(family: str) -> str:
     "The identity of `family`'s shipped checkpoint in configurations: the first 12 hex digits of its sha256."
     return checkpoint_sha256(family)[:12]
 
+def checkpoint_params(family: str) -> int:
+    "The number of parameters in `family`'s shipped model.safetensors, read from its header (what `config.torch_threads` takes)."
+    import math
+    if family not in families.FAMILIES: raise ValueError(f"family={family!r} is not known; allowed: {sorted(families.FAMILIES)}")
+    with families.open_safetensors(families.checkpoint_dir(family) / "model.safetensors") as f:
+        return sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
+
 def run_config(family: str = "blip", method: str = "multiflow", sparsity: float = 0.63, task: str = "retrieval",
                calib_batches: int | None = None, seed: int | None = None, finetune_steps: int | None = None,
-               eval_limit: int | None = None, itm_k: int | None = None, **options) -> dict:
-    "A validated, complete configuration of one unstructured run (defaults from settings.ini)."
+               eval_limit: int | None = None, itm_k: int | None = None, threads: int = 1, **options) -> dict:
+    """A validated, complete configuration of one unstructured run (defaults from settings.ini). `threads`: torch
+    threads of the run (`config.torch_threads` chooses them); named in the configuration only when not 1."""
     from vlprune_nb.pruning import METHODS
     S = settings()
     if family not in families.FAMILIES: raise ValueError(f"family={family!r} is not known; allowed: {sorted(families.FAMILIES)}")
@@ -51,6 +59,7 @@ def run_config(family: str = "blip", method: str = "multiflow", sparsity: float 
     unknown = sorted(set(options) - set(METHODS[method].defaults if method != "dense" else ()))
     if unknown: raise ValueError(f"method {method!r} has no option {', '.join(unknown)}; its options: "
                                  f"{sorted(METHODS[method].defaults) if method != 'dense' else 'none'}")
+    check_int("threads", threads, 1)
     allowed = tasks.FAMILY_TASKS[family]
     if task not in allowed: raise ValueError(f"task={task!r} is not a task of family {family!r}; allowed: {list(allowed)}")
     check_float("sparsity", sparsity, min=0, below=1)
@@ -64,6 +73,7 @@ def run_config(family: str = "blip", method: str = "multiflow", sparsity: float 
                finetune_lr=budget["lr"],
                eval_limit=check_int("eval_limit", eval_limit, 1, allow_none=True), options=options,
                checkpoint=checkpoint_id(family))
+    if threads != 1: cfg["threads"] = threads
     if task == "retrieval" and families.FAMILIES[family].itm_rerank:
         cfg["itm_k"] = check_int("itm_k", S.get("tasks", "itm_k", int) if itm_k is None else itm_k, 0)
     elif itm_k is not None:
@@ -207,8 +217,8 @@ def load_records(out_dir=None, kind: str | None = None, current: bool = True, **
 PRUNE_KEYS = ("family", "method", "sparsity", "calib_batches", "calib_batch_size", "seed", "options", "checkpoint")
 
 def prune_config(cfg: dict) -> dict:
-    "The part of a run configuration that decides the masks (no task, no fine-tuning budget)."
-    return {k: cfg[k] for k in PRUNE_KEYS}
+    "The part of a run configuration that decides the masks (no task, no fine-tuning budget; its threads where it names them)."
+    return {k: cfg[k] for k in PRUNE_KEYS} | ({"threads": cfg["threads"]} if "threads" in cfg else {})
 
 def prune_key(cfg: dict) -> str:
     "File stem of a pruning configuration's masks: family_method_sparsity_<hash of the pruning configuration>."
@@ -311,10 +321,17 @@ def task_sparsity(model, tm, masks: dict, task: str) -> dict:
 
 # %% ../nbs/30_experiments.ipynb #c013
 def run(cfg: dict, out_dir=None, progress: bool = True, force: bool = False) -> dict:
-    "Run one configuration (see `run_config`) unless its record exists; return the record."
-    from vlprune_nb.masks import sparsity_report
+    "Run one configuration (see `run_config`) unless its record exists, with the torch threads it names; return the record."
     path = record_path(cfg, out_dir)
     if not force and is_done(cfg, out_dir): return read_json(path)
+    saved = torch.get_num_threads()
+    torch.set_num_threads(cfg.get("threads", 1))
+    try: return _run(cfg, path, out_dir, progress)
+    finally: torch.set_num_threads(saved)
+
+def _run(cfg, path, out_dir, progress) -> dict:
+    "The body of `run`: prune, fine-tune, evaluate, write the record to `path`."
+    from vlprune_nb.masks import sparsity_report
     seed_everything(cfg["seed"])
     model = families.load(cfg["family"])
     state = pruned_state(model, cfg, out_dir, progress) if cfg["method"] != "dense" else {
@@ -343,7 +360,7 @@ def run(cfg: dict, out_dir=None, progress: bool = True, force: bool = False) -> 
 def dense_config_for(cfg: dict) -> dict:
     "The dense configuration fine-tuned and evaluated as `cfg` (same family, task, budget, seed, test items, ITM depth)."
     return run_config(cfg["family"], "dense", 0.0, cfg["task"], seed=cfg["seed"], finetune_steps=cfg["finetune_steps"],
-                      eval_limit=cfg["eval_limit"], itm_k=cfg.get("itm_k"))
+                      eval_limit=cfg["eval_limit"], itm_k=cfg.get("itm_k"), threads=cfg.get("threads", 1))
 
 def dense_metrics_for(cfg: dict, out_dir=None) -> dict | None:
     "The dense model's metrics at `cfg`'s budget and test items: from the store, else the manifest (default budget), else None."
@@ -351,7 +368,8 @@ def dense_metrics_for(cfg: dict, out_dir=None) -> dict | None:
     d = dense_config_for(cfg)
     if is_done(d, out_dir): return read_json(record_path(d, out_dir))["metrics"]
     default = run_config(cfg["family"], "dense", 0.0, cfg["task"])
-    same = {k: v for k, v in d.items() if k != "checkpoint"} == {k: v for k, v in default.items() if k != "checkpoint"}
+    mine = lambda c: {k: v for k, v in c.items() if k not in ("checkpoint", "threads")}    # the manifest ran one thread
+    same = mine(d) == mine(default)
     return dense_reference(cfg["family"], cfg["task"], cfg["finetune_steps"], cfg["finetune_lr"]) if same else None
 
 # %% ../nbs/30_experiments.ipynb #c015

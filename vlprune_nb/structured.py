@@ -19,7 +19,7 @@ from .config import progress as tqdm    # a widget in a notebook frontend, the t
 from transformers.models.blip.modeling_blip import BlipAttention
 
 from .config import settings, seed_everything, write_json, read_json
-from .data import Processor, load_tokenizer
+from .data import Processor, load_tokenizer, check_int
 from .families import FAMILIES, prunable, family_of, MODEL_CLASSES, open_safetensors
 from . import tasks as _tasks
 from .tasks import check_task, task_model, task_data, task_loss, finetune, evaluate
@@ -268,9 +268,35 @@ def check_structure(model: nn.Module, structure: dict) -> None:
         if not k or min(k) < 0 or max(k) >= u.size or len(set(k)) != len(k):
             raise ValueError(f"structure: unit {name!r} keeps invalid indices (need 1 to {u.size} distinct in [0, {u.size}))")
 
-def extract(model: nn.Module, structure: dict, reference_quirks: bool = False) -> nn.Module:
-    "A smaller copy of the searched `model` with the Linears of every unit sliced to `structure`'s kept entries."
+def _padded(keep: torch.Tensor, z: torch.Tensor, size: int, multiple: int) -> tuple:
+    "`keep` and its ζ `z` with dropped entries (ζ = 0) appended up to a multiple of `multiple` (at most `size`); and the padding's positions."
+    want = min(size, -(-len(keep) // multiple) * multiple)
+    free = torch.ones(size, dtype=torch.bool); free[keep] = False
+    pad = torch.nonzero(free).flatten()[:want - len(keep)]
+    pos = torch.arange(len(keep), want)
+    return torch.cat([keep, pad]), torch.cat([z, torch.zeros(len(pad), dtype=z.dtype, device=z.device)]), pos
+
+@torch.no_grad()
+def _zero_padding(new, u: Unit, pos: torch.Tensor, dk: int):
+    "Zero the rows of `u`'s input projections and the columns of its output projection at padding positions `pos` (per head)."
+    if not len(pos): return
+    H = u.heads if u.kind != "mlp" else 1
+    cols = torch.cat([h * dk + pos for h in range(H)])
+    for q in u.ins:
+        lin, tiles = _get(new, q), 3 if u.fused else 1
+        rows = torch.cat([t * H * dk + cols for t in range(tiles)])
+        lin.weight[rows] = 0
+        if lin.bias is not None: lin.bias[rows] = 0
+    _get(new, u.out).weight[:, cols] = 0
+
+def extract(model: nn.Module, structure: dict, reference_quirks: bool = False, round_to: int = 1) -> nn.Module:
+    """A smaller copy of the searched `model` with the Linears of every unit sliced to `structure`'s kept entries.
+    `round_to`: pad every unit's kept head width / MLP width up to a multiple of it (at most the full width) with
+    zero-weight entries, so that kernels see aligned shapes; the function is unchanged."""
     check_structure(model, structure)
+    check_int("round_to", round_to, 1)
+    if round_to > 1 and reference_quirks:
+        raise ValueError("round_to > 1 needs reference_quirks=False: the official code's 1/√d' scale would see the padded width")
     zeta = getattr(model, "vlprune_zeta", None) or {}
     new = remove_zeta(copy.deepcopy(model))
     manifest = {}
@@ -278,8 +304,9 @@ def extract(model: nn.Module, structure: dict, reference_quirks: bool = False) -
         u = Unit(**{k: m[k] for k in Unit.__dataclass_fields__})
         keep = torch.tensor(m["kept"], dtype=torch.long)
         z = (zeta[name].detach()[keep].float() if name in zeta else torch.ones(len(keep))).to(_get(new, u.ins[0]).weight.device)
+        keep, z, pad = _padded(keep, z, u.size, round_to)
         H, d, dk = u.heads, u.size, len(keep)
-        entry = {"kind": u.kind, "heads": H, "size": d, "kept": dk}
+        entry = {"kind": u.kind, "heads": H, "size": d, "kept": dk, "padding": len(pad)}
         if u.kind == "mlp":
             _slice_linear(_get(new, u.ins[0]), rows=keep, row_scale=z)
             _slice_linear(_get(new, u.out), cols=keep)
@@ -312,6 +339,7 @@ def extract(model: nn.Module, structure: dict, reference_quirks: bool = False) -
                 entry.update(cls=type(attn).__name__, scale=attn.scale)
             else: raise ValueError(f"{u.attn}: unsupported attention module {type(attn).__name__} (no head-width attribute)")
             entry["attn"] = u.attn
+        _zero_padding(new, u, pad, dk)
         entry["linears"] = {q: list(_get(new, q).weight.shape) for q in [*u.ins, u.out]}
         manifest[name] = entry
     new.vlprune_structure = {"format": "vlprune_extracted/1", "reference_quirks": reference_quirks,

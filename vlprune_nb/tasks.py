@@ -8,6 +8,7 @@ Docs: https://vlprune.github.io/vlprune_nb/tasks.html.md"""
 # %% ../nbs/04_tasks.ipynb #c002
 from __future__ import annotations
 import copy, itertools, random, time
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from .config import progress as tqdm    # a widget in a notebook frontend, the terminal under papermill
 
-from .config import settings, seed_everything
+from .config import settings, seed_everything, usable_cpus, busy_cpus
 from .data import world_items, load_images, vqa_score, augment, check_int, check_float
 from .families import FAMILIES, family_of, dec_ids, answer_list, BlipForRetrieval, BlipForNLVR, XVLMForTask
 from .masks import MaskHolder, transfer, check_masks
@@ -25,8 +26,8 @@ from accelerate.utils import send_to_device
 
 # %% auto #0
 __all__ = ['TASKS', 'FAMILY_TASKS', 'check_task', 'task_model', 'task_data', 'task_batches', 'task_loss', 'finetune_defaults',
-           'finetune', 'recall_at', 'eval_retrieval', 'caption_metrics', 'generate_captions', 'eval_captioning',
-           'answer_questions', 'eval_vqa', 'eval_nlvr', 'eval_classification', 'evaluate']
+           'finetune', 'recall_at', 'itm_workers', 'eval_retrieval', 'caption_metrics', 'generate_captions',
+           'eval_captioning', 'answer_questions', 'eval_vqa', 'eval_nlvr', 'eval_classification', 'evaluate']
 
 # %% ../nbs/04_tasks.ipynb #c003
 TASKS = ("retrieval", "captioning", "vqa", "nlvr", "classification")
@@ -158,11 +159,24 @@ def recall_at(scores_i2t: torch.Tensor, img2txt: list[list[int]], txt2img: list[
     return out
 
 # %% ../nbs/04_tasks.ipynb #c016
+def itm_workers() -> int:
+    "Threads that score ITM chunks side by side: the free CPUs when torch runs each operation on one thread, else 1."
+    return max(1, usable_cpus() - busy_cpus()) if torch.get_num_threads() == 1 else 1
+
+def _itm_scores(tm, chunk: list[tuple[int, int]], txt_in: list, img_emb: torch.Tensor) -> list[float]:
+    "The ITM match logit of each (image, text) pair of `chunk`, the texts cut to the chunk's longest."
+    with torch.no_grad():                                      # grad mode is per thread
+        a = [txt_in[t] for _, t in chunk]
+        L = max(int(am.sum()) for _, am in a)
+        seq = torch.stack([s[:L] for s, _ in a]); am = torch.stack([m[:L] for _, m in a])
+        return tm.itm_logits(seq, am, img_emb[[i for i, _ in chunk]])[:, 1].tolist()
+
 @torch.no_grad()
-def eval_retrieval(tm, data: list[dict], k: int | None = None, progress: bool = True) -> dict:
-    "Image–text retrieval metrics of `tm` on Karpathy-style records (`image`, `captions`)."
+def eval_retrieval(tm, data: list[dict], k: int | None = None, progress: bool = True, workers: int | None = None) -> dict:
+    "Image–text retrieval metrics of `tm` on Karpathy-style records (`image`, `captions`); `workers`: threads of the ITM re-ranking (None: `itm_workers()`)."
     fam, proc = family_of(tm), tm.processor
     k = check_int("k (the ITM re-ranking depth)", settings().get("tasks", "itm_k", int) if k is None else k, min=0)
+    workers = check_int("workers", itm_workers() if workers is None else workers, min=1)
     texts, txt2img, img2txt = [], [], []
     for i, x in enumerate(data):
         img2txt.append(list(range(len(texts), len(texts) + len(x["captions"]))))
@@ -182,13 +196,11 @@ def eval_retrieval(tm, data: list[dict], k: int | None = None, progress: bool = 
     pairs = [(i, t) for i in range(sim.shape[0]) for t in sim[i].topk(k_i).indices.tolist()]
     pairs += [(i, t) for t in range(sim.shape[1]) for i in sim[:, t].topk(k_t).indices.tolist()]
     pairs = sorted(set(pairs))
-    itm = {}
-    for chunk in tqdm(list(_batched(pairs, 256)), desc="ITM re-ranking", disable=not progress, leave=False):
-        a = [txt_in[t] for _, t in chunk]
-        L = max(int(am.sum()) for _, am in a)
-        seq = torch.stack([s[:L] for s, _ in a]); am = torch.stack([m[:L] for _, m in a])
-        logits = tm.itm_logits(seq, am, img_emb[[i for i, _ in chunk]])
-        itm.update(zip(chunk, logits[:, 1].tolist()))
+    itm, chunks = {}, list(_batched(pairs, 256))
+    with ThreadPoolExecutor(workers) as pool:
+        scored = (pool.map if workers > 1 else map)(lambda c: _itm_scores(tm, c, txt_in, img_emb), chunks)
+        for chunk, scores in zip(chunks, tqdm(scored, total=len(chunks), desc="ITM re-ranking", disable=not progress, leave=False)):
+            itm.update(zip(chunk, scores))
     below = max(abs(v) for v in itm.values()) + 3                  # > any re-ranked score minus any ITC similarity
     i2t, t2i = sim - below, sim - below                            # outside the top k: ITC order, below the re-ranked
     for i in range(sim.shape[0]):
