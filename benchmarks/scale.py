@@ -505,7 +505,7 @@ def main_job_lines(mj: dict) -> str:
     c = mj["config"]
     names = ("load", "calibration", "pruning", "fine-tuning", "evaluation", "evaluation: ITM re-ranking", "figure")
     out = [f"Main job (`python benchmarks/main_job.py --papermill`: {c['family']} {c['method']} {c['sparsity']:g} {c['task']}, "
-           f"{mj['threads']} torch thread(s), {m['cpus']}-CPU {m['processor']}, {m['shared']}, load average "
+           f"{mj['threads']} torch thread(s), {m['cpus']}-CPU {m['processor']}, load average "
            f"{m['loadavg_start'][0]:.1f} → {m['loadavg_end'][0]:.1f}), wall / CPU seconds: "
            + ", ".join(f"{k} {ph[k]['wall_s']:.0f} / {ph[k]['cpu_s']:.0f}" for k in names if k in ph)
            + f"; the whole job {mj['total']['wall_s']:.0f} / {mj['total']['cpu_s']:.0f}"
@@ -514,7 +514,7 @@ def main_job_lines(mj: dict) -> str:
     if "papermill" in mj:
         out.append(f"`papermill nbs/run.ipynb` end to end: {mj['papermill']['wall_s']:.0f} s wall, {mj['papermill']['cpu_s']:.0f} s CPU "
                    f"(kernel start and imports included).")
-    if "idle_estimate_s" in mj:
+    if "idle_estimate_s" in mj and mj.get("itm_workers_now", 1) == 1:   # CPU seconds stand for wall only on one thread
         out.append(f"Estimate for an idle machine (one thread: its CPU seconds, which sharing the machine inflates "
                    f"rather than deflates): {mj.get('papermill', mj['total'])['cpu_s']:.0f} s.")
     if "step_profile" in mj:
