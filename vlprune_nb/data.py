@@ -516,11 +516,14 @@ def read_nlvr(path, image_root) -> list[dict]:
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 def read_image_folder(root, split: str) -> tuple[list[dict], list[str]]:
-    "An ImageNet-layout folder `root/split/class/*` → (`[{'image', 'label'}]`, sorted class names)."
+    """An ImageNet-layout folder `root/split/class/*` → (`[{'image', 'label'}]`, sorted class names).
+
+    The classes are those of every split under `root`, so a label means one class in all splits even where a split
+    lacks a class (its folder names alone would shift every later label)."""
     d = Path(root) / split
     if not d.is_dir(): raise FileNotFoundError(f"image folder split not found: {d}")
-    classes = sorted(p.name for p in d.iterdir() if p.is_dir())
-    items = [{"image": f, "label": i} for i, c in enumerate(classes) for f in sorted((d / c).iterdir())
+    classes = sorted({c.name for s in Path(root).iterdir() if s.is_dir() for c in s.iterdir() if c.is_dir()})
+    items = [{"image": f, "label": i} for i, c in enumerate(classes) if (d / c).is_dir() for f in sorted((d / c).iterdir())
              if f.suffix.lower() in IMAGE_SUFFIXES]
     if not items: raise ValueError(f"{d}: no images ({', '.join(IMAGE_SUFFIXES)}) in its {len(classes)} class folders")
     return items, classes
