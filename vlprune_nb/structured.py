@@ -15,7 +15,6 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 from safetensors.torch import save_model, load_model
-from .config import progress as tqdm    # a widget in a notebook frontend, the terminal under papermill
 from transformers.models.blip.modeling_blip import BlipAttention
 
 from .config import settings, seed_everything, write_json, read_json

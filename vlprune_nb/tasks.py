@@ -7,7 +7,7 @@ Docs: https://vlprune.github.io/vlprune_nb/tasks.html.md"""
 
 # %% ../nbs/04_tasks.ipynb #c002
 from __future__ import annotations
-import copy, itertools, random, time
+import itertools, random, time
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from .config import progress as tqdm    # a widget in a notebook frontend, the terminal under papermill
 
 from .config import settings, seed_everything, usable_cpus, busy_cpus
-from .data import world_items, load_images, vqa_score, augment, check_int, check_float
-from .families import FAMILIES, family_of, dec_ids, answer_list, BlipForRetrieval, BlipForNLVR, XVLMForTask
+from .data import world_items, vqa_score, augment, check_int, check_float
+from .families import FAMILIES, family_of, dec_ids, answer_list
 from .masks import MaskHolder, transfer, check_masks
 from .train import Loop, fit, adamw, lr_at
 from accelerate.utils import send_to_device
@@ -174,7 +174,7 @@ def _itm_scores(tm, chunk: list[tuple[int, int]], txt_in: list, img_emb: torch.T
 @torch.no_grad()
 def eval_retrieval(tm, data: list[dict], k: int | None = None, progress: bool = True, workers: int | None = None) -> dict:
     "Image–text retrieval metrics of `tm` on Karpathy-style records (`image`, `captions`); `workers`: threads of the ITM re-ranking (None: `itm_workers()`)."
-    fam, proc = family_of(tm), tm.processor
+    fam = family_of(tm)
     k = check_int("k (the ITM re-ranking depth)", settings().get("tasks", "itm_k", int) if k is None else k, min=0)
     workers = check_int("workers", itm_workers() if workers is None else workers, min=1)
     texts, txt2img, img2txt = [], [], []
