@@ -25,7 +25,7 @@ one thread changes floating-point reduction order, so such a configuration carri
 Progress on stderr; the last stdout line is one JSON object, also written to benchmarks/results/main_job.json.
 """
 from __future__ import annotations
-import argparse, json, os, platform, resource, subprocess, sys, tempfile, time
+import argparse, json, os, platform, resource, subprocess, sys, tempfile, threading, time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -37,15 +37,23 @@ def log(*a): print(*a, file=sys.stderr, flush=True)
 
 
 class Clock:
-    "Accumulated wall and CPU seconds per phase name."
-    def __init__(self): self.t = {}
+    """Accumulated wall and CPU seconds per phase name. A phase entered again while it is open (the ITM re-ranking's
+    chunks, scored on several threads at once) is timed once, from its first entry to its last exit: CPU seconds are
+    the whole process's, so timing each thread's entry apart would count the same seconds once per thread."""
+    def __init__(self): self.t, self.open, self.lock = {}, {}, threading.Lock()
     @contextmanager
     def phase(self, name):
-        w, c = time.perf_counter(), time.process_time()
+        with self.lock:
+            depth, w, c = self.open.get(name, (0, time.perf_counter(), time.process_time()))
+            self.open[name] = (depth + 1, w, c)
         try: yield
         finally:
-            d = self.t.setdefault(name, {"wall_s": 0.0, "cpu_s": 0.0, "calls": 0})
-            d["wall_s"] += time.perf_counter() - w; d["cpu_s"] += time.process_time() - c; d["calls"] += 1
+            with self.lock:
+                depth, w, c = self.open.pop(name)
+                d = self.t.setdefault(name, {"wall_s": 0.0, "cpu_s": 0.0, "calls": 0})
+                d["calls"] += 1
+                if depth > 1: self.open[name] = (depth - 1, w, c)
+                else: d["wall_s"] += time.perf_counter() - w; d["cpu_s"] += time.process_time() - c
     def wrap(self, name, fn):
         def timed(*a, **kw):
             with self.phase(name): return fn(*a, **kw)

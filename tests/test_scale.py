@@ -77,6 +77,26 @@ def test_readme_table_renders_from_the_json(quick, tmp_path):
     assert "| ViT-B/16 |" in text and quick["machine"]["processor"] in text
 
 
+def test_a_phase_open_on_several_threads_is_timed_once():
+    """The ITM re-ranking scores its chunks on several threads: CPU seconds are the process's, so two threads inside
+    the phase at once must not count the same seconds twice (on CI the phase then exceeded its enclosing one)."""
+    import threading, time
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from main_job import Clock
+    clock, both_in = Clock(), threading.Barrier(2)
+    def chunk():
+        with clock.phase("inner"):
+            both_in.wait(); t = time.process_time()
+            while time.process_time() - t < 0.2: pass
+            both_in.wait()                                     # neither leaves before both have burnt their share
+    with clock.phase("outer"):
+        threads = [threading.Thread(target=chunk) for _ in range(2)]
+        for t in threads: t.start()
+        for t in threads: t.join()
+    inner, outer = clock.t["inner"], clock.t["outer"]
+    assert inner["calls"] == 2 and inner["cpu_s"] <= outer["cpu_s"] and inner["wall_s"] <= outer["wall_s"]
+
+
 def test_main_job_phases(tmp_path):
     out = tmp_path / "main_job.json"
     r = last_json(["benchmarks/main_job.py", "--finetune-steps", "2", "--eval-limit", "10", "--profile-steps", "1",
