@@ -91,8 +91,11 @@ def timed_job(cfg: dict, out_dir: Path, fig_dir: Path) -> dict:
             with clock.phase("evaluation"): return tasks_evaluate(*a, **kw)
         finally: in_eval[0] = False
 
-    tasks_evaluate = tasks.evaluate
-    pairs = [(families, "load", clock.wrap("load", families.load)),
+    tasks_evaluate, tasks_itm_workers, workers_used = tasks.evaluate, tasks.itm_workers, []
+    def itm_workers():
+        workers_used.append(tasks_itm_workers()); return workers_used[-1]
+
+    pairs = [(tasks, "itm_workers", itm_workers), (families, "load", clock.wrap("load", families.load)),
              (experiments, "calibration_batches", clock.wrap("calibration", experiments.calibration_batches)),
              (experiments, "prune", clock.wrap("pruning", experiments.prune)),
              (tasks, "finetune", clock.wrap("fine-tuning", tasks.finetune)), (tasks, "evaluate", evaluate)]
@@ -103,7 +106,7 @@ def timed_job(cfg: dict, out_dir: Path, fig_dir: Path) -> dict:
         dense = experiments.dense_metrics_for(cfg, out_dir)
         run_figure(record, experiments.layer_sparsity(record, out_dir), dense, fig_dir=fig_dir)
     return {"phases": clock.rounded(), "metrics": record["metrics"], "key": record["key"],
-            "threads_used": record["machine"]["cpu_threads"]}
+            "threads_used": record["machine"]["cpu_threads"], "itm_workers_used": max(workers_used, default=1)}
 
 
 def step_profile(cfg: dict, steps: int) -> dict:
@@ -191,8 +194,6 @@ def main():
     if args.papermill:
         log("papermill ..."); out["papermill"] = papermill_run(args, threads)
         log(f"papermill: {out['papermill']}")
-    from vlprune_nb.tasks import itm_workers
-    out["itm_workers_now"] = itm_workers()          # what eval_retrieval would use at this moment (free CPUs at one thread)
     out["machine"] = machine(load0)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True); Path(args.out).write_text(json.dumps(out, indent=1) + "\n")

@@ -509,12 +509,11 @@ def main_job_lines(mj: dict) -> str:
            f"{m['loadavg_start'][0]:.1f} → {m['loadavg_end'][0]:.1f}), wall / CPU seconds: "
            + ", ".join(f"{k} {ph[k]['wall_s']:.0f} / {ph[k]['cpu_s']:.0f}" for k in names if k in ph)
            + f"; the whole job {mj['total']['wall_s']:.0f} / {mj['total']['cpu_s']:.0f}"
-           + (f" (ITM re-ranking on {mj['itm_workers_now']} worker thread(s))." if "itm_workers_now" in mj else
-              " (ITM re-ranking on one thread: measured before `eval_retrieval(workers=)`).")]
+           + f" (ITM re-ranking on {mj.get('itm_workers_used', 1)} worker thread(s): the CPUs free when it started)."]
     if "papermill" in mj:
         out.append(f"`papermill nbs/run.ipynb` end to end: {mj['papermill']['wall_s']:.0f} s wall, {mj['papermill']['cpu_s']:.0f} s CPU "
                    f"(kernel start and imports included).")
-    if "idle_estimate_s" in mj and mj.get("itm_workers_now", 1) == 1:   # CPU seconds stand for wall only on one thread
+    if "idle_estimate_s" in mj and mj.get("itm_workers_used", 1) == 1:   # CPU seconds stand for wall only on one thread
         out.append(f"Estimate for an idle machine (one thread: its CPU seconds, which sharing the machine inflates "
                    f"rather than deflates): {mj.get('papermill', mj['total'])['cpu_s']:.0f} s.")
     if "step_profile" in mj:
