@@ -95,7 +95,8 @@ def _git(*args) -> str | None:
     except (OSError, subprocess.SubprocessError): return None
 
 def environment() -> dict:
-    "Git commit, package versions and machine of this process."
+    """Git commit, package versions and machine of this process; the machine names torch's CPU capability (AVX2,
+    AVX512, ...), since the same code gives bit-different floats on different kernels."""
     def v(p):
         try: return version(p)
         except PackageNotFoundError: return None
@@ -103,7 +104,7 @@ def environment() -> dict:
     return {"git_commit": _git("rev-parse", "HEAD"), "git_dirty": bool(status),
             "packages": {p: v(p) for p in ("vlprune_nb", "torch", "transformers", "safetensors", "pycocoevalcap")},
             "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                        "cpu_threads": torch.get_num_threads(),
+                        "cpu_threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}}
 
 # %% ../nbs/30_experiments.ipynb #c010

@@ -1,9 +1,14 @@
 """Golden outputs of the training loops, pruning methods, task models and evaluators on the shipped checkpoints.
 
-`python tests/golden/capture.py OUT.json` writes them; tests/test_golden.py recomputes and compares them. The file
-tests/golden/golden.json was written by this script at commit 34b18e6 (before the family protocol and the
-accelerate loop), so the test shows that refactors give the same weights, masks and metrics bit for bit."""
-import hashlib, json, sys, tempfile
+`python tests/golden/capture.py OUT.json [--commit C]` computes them with the vlprune_nb on the path and writes them
+into OUT.json as this machine's capture, replacing an earlier capture of the same torch CPU capability (AVX2,
+AVX512, ...): floats are bit-identical only on the same kernels, so each capability has its own capture.
+tests/test_golden.py recomputes the cases and compares them with the capture of its capability. Both captures in
+tests/golden/golden.json ran the package at commit 34b18e6 (before the family protocol and the accelerate loop), so
+the test shows that refactors give the same weights, masks and metrics bit for bit: one on the machine of
+2026-12-01, whose capability was not recorded (it is not AVX2: the AVX2 results differ), one on an AVX2 machine."""
+import argparse, hashlib, json, sys, tempfile
+from pathlib import Path
 import torch
 
 from vlprune_nb import families, tasks, pruning, structured, pretrain
@@ -58,9 +63,19 @@ def pretrain_cases(out: dict):
             m = families.load(p)
             out[f"pretrain/{fam}"] = {"weights": digest(m.state_dict())}
 
+def add_capture(path: Path, capture: dict) -> dict:
+    "The golden file at `path` with `capture` in place of any earlier capture of its CPU capability."
+    captures = json.loads(path.read_text())["captures"] if path.is_file() else []
+    keep = [c for c in captures if c["cpu_capability"] != capture["cpu_capability"]]
+    return {"captures": keep + [capture]}
+
 if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", type=Path); ap.add_argument("--commit", required=True, help="the commit of the package captured")
+    args = ap.parse_args()
     torch.set_num_threads(1)
     out = {}
     for fn in (finetune_cases, pruning_cases, structured_cases, pretrain_cases):
         fn(out); print(fn.__name__, "done", file=sys.stderr, flush=True)
-    json.dump(out, open(sys.argv[1], "w"), indent=1, sort_keys=True)
+    capture = {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "commit": args.commit, "cases": out}
+    args.out.write_text(json.dumps(add_capture(args.out, capture), indent=1, sort_keys=True) + "\n")
