@@ -21,7 +21,7 @@ from .config import settings, read_json, write_json, atomic_write
 from . import families, tasks
 from .data import calibration_batches
 from .experiments import (BENCHMARK_METHODS, run_config, grid, load_records, results_dir, mean_std, mean_sd,
-                                    same_budget, prune_info, config_hash, environment)
+                                    same_budget, prune_info, config_hash, environment, run_key)
 from .figures import MAIN_METRICS, figures_dir
 from .pruning import prune, METHODS
 
@@ -31,9 +31,10 @@ __all__ = ['SPARSITIES', 'TASKS3', 'PARTS', 'NOISE_SEEDS', 'ABLATIONS', 'CALIB_S
            'part_configs', 'chapter_configs', 'paper_numbers', 'paper_value', 'benchmark_table', 'task_sparsity_table',
            'spread', 'claim_best_in_most_cells', 'claim_lead_grows', 'claim_edges_nodes', 'claim_inverted_below_random',
            'modality_sparsity', 'claim_prior_prevents_collapse', 'claim_blip_harder', 'claim_small_calibration',
-           'claims_table', 'calibration_table', 'cost_table', 'claim_runtime', 'runtime_key', 'runtime_config',
-           'measure_runtime', 'runtime_table', 'save_png_svg', 'sparsity_curves', 'layer_heatmaps', 'collapse_figure',
-           'ablation_figure', 'readme_tables', 'upop_readme_tables', 'readme_block', 'write_readme_block', 'readme_cli']
+           'claims_table', 'calibration_table', 'part_of', 'cost_table', 'claim_runtime', 'runtime_key',
+           'runtime_config', 'measure_runtime', 'runtime_table', 'save_png_svg', 'sparsity_curves', 'layer_heatmaps',
+           'collapse_figure', 'ablation_figure', 'readme_tables', 'upop_readme_tables', 'readme_block',
+           'write_readme_block', 'readme_cli']
 
 # %% ../nbs/35_multiflow.ipynb #c004
 SPARSITIES = (0.63, 0.75, 0.9)
@@ -327,20 +328,29 @@ def calibration_table(records: list[dict], family: str = "xvlm", task: str = "re
         if any(cells): lines.append(f"| {n} | " + " | ".join(mean_std(c) + _seeds(c) if c else "–" for c in cells) + " |")
     return "\n".join(lines)
 
+def part_of(records: list[dict]) -> dict:
+    "Run key → the first part (in `PARTS` order) whose configurations hold it."
+    out: dict = {}
+    for part in PARTS:
+        for c in part_configs(part, records): out.setdefault(run_key(c), part)
+    return out
+
 def cost_table(records: list[dict]) -> str:
-    """Markdown: CPU hours of the unstructured records by family (one torch thread each, so wall ≈ CPU time);
-    a pruning shared by several tasks is counted once."""
-    rows, pruned = {}, set()
+    """Markdown: CPU hours of the unstructured records by part of the chapter (a record in several parts counts in
+    the first; records of no part under "other"), one torch thread each, so wall ≈ CPU time; a pruning shared by
+    several tasks is counted once."""
+    rows, pruned, parts = {}, set(), part_of(records)
     for r in records:
         if r.get("kind") != "unstructured": continue
-        d = rows.setdefault(r["config"]["family"], [0, 0.0, 0.0, 0.0])
+        d = rows.setdefault(parts.get(r["key"], "other"), [0, 0.0, 0.0, 0.0])
         d[0] += 1
         if r.get("masks_sha256") and r["masks_sha256"] not in pruned:
             pruned.add(r["masks_sha256"]); d[1] += r["prune_s"]
         d[2] += r["finetune_s"]; d[3] += r["metrics"].get("eval_s", 0.0)
-    lines = ["| model | runs | pruning h | fine-tuning h | evaluation h | total h |", "|---" * 6 + "|"]
-    for fam, (n, p, f, e) in sorted(rows.items()):
-        lines.append(f"| {fam} | {n} | {p / 3600:.2f} | {f / 3600:.2f} | {e / 3600:.2f} | {(p + f + e) / 3600:.2f} |")
+    lines = ["| part | runs | pruning h | fine-tuning h | evaluation h | total h |", "|---" * 6 + "|"]
+    for part in [p for p in (*PARTS, "other") if p in rows]:
+        n, pr, f, e = rows[part]
+        lines.append(f"| {part} | {n} | {pr / 3600:.2f} | {f / 3600:.2f} | {e / 3600:.2f} | {(pr + f + e) / 3600:.2f} |")
     return "\n".join(lines)
 
 def claim_runtime(records: list[dict]) -> dict:
