@@ -26,9 +26,9 @@ from . import families, tasks
 __all__ = ['NUMBER', 'RECORD_KINDS', 'PRUNE_KEYS', 'BENCHMARK_METHODS', 'TABLE_VARIES', 'checkpoint_sha256', 'checkpoint_id',
            'checkpoint_params', 'run_config', 'config_hash', 'run_key', 'environment', 'results_dir', 'record_path',
            'record_kind', 'check_record', 'scan_store', 'is_done', 'load_records', 'prune_config', 'prune_key',
-           'pruned_state', 'mask_layers', 'prune_info', 'save_file_atomic', 'ran_modules', 'task_sparsity', 'run',
-           'dense_config_for', 'dense_metrics_for', 'layer_sparsity', 'grid', 'sweep', 'grid_cli', 'same_budget',
-           'mean_sd', 'mean_std', 'table']
+           'fine_tuned_from', 'pruned_state', 'mask_layers', 'prune_info', 'save_file_atomic', 'ran_modules',
+           'task_sparsity', 'run', 'dense_config_for', 'dense_metrics_for', 'layer_sparsity', 'grid', 'sweep',
+           'grid_cli', 'same_budget', 'mean_sd', 'mean_std', 'table']
 
 # %% ../nbs/30_experiments.ipynb #c004
 def checkpoint_sha256(family: str) -> str:
@@ -235,9 +235,32 @@ def _locked(path: Path):
         try: yield
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
+def fine_tuned_from(masks_file: str, masks_sha256: str, out_dir=None) -> list[str]:
+    "Names of the store's records that were fine-tuned from masks `masks_file` with sha256 `masks_sha256`."
+    names = []
+    for p in sorted(results_dir(out_dir).glob("*.json")):
+        try: r = json.loads(p.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError): continue
+        if isinstance(r, dict) and (r.get("masks_file"), r.get("masks_sha256")) == (masks_file, masks_sha256): names.append(p.name)
+    return names
+
+def _refuse_other_masks(new: Path, info_file: Path, info: dict, out_dir):
+    """Masks made again (`new`) differ from those of the pruning summary `info_file`: if records were fine-tuned from
+    the summary's, remove `new` and raise (one pruning configuration gives every task the same masks)."""
+    users = fine_tuned_from(info_file.name.replace(".json", ".safetensors"), info["masks_sha256"], out_dir)
+    if not users: return                                        # a summary no record uses: the new masks replace it
+    got = sha256(new); new.unlink()
+    raise ValueError(
+        f"{info_file}: the masks made again here (sha256 {got[:12]}…) differ from the ones {len(users)} record(s) of "
+        f"the store were fine-tuned from ({info['masks_sha256'][:12]}…: {', '.join(users)}); nothing was written. "
+        f"Other CPU kernels (torch.backends.cpu.get_cpu_capability()) or another torch can change a data-driven "
+        f"method's masks. Put the original {info_file.stem}.safetensors back, or move {info_file.name} and those "
+        f"records aside to start this pruning configuration afresh.")
+
 def pruned_state(model, cfg: dict, out_dir=None, progress: bool = False) -> dict:
     """Prune `model` (the dense model of `cfg['family']`) as `cfg` says, once per pruning configuration, and apply it.
-    Returns {'masks', 'masks_file', 'masks_sha256', 'prune_s', 'prune_report'}; `model` then holds the pruned weights."""
+    Returns {'masks', 'masks_file', 'masks_sha256', 'prune_s', 'prune_report'}; `model` then holds the pruned weights.
+    Masks made again (the store ships summaries, not masks) must equal the summary's when records used those."""
     from vlprune_nb.masks import save_masks, load_masks
     d, key = results_dir(out_dir) / "masks", prune_key(cfg)
     mfile, wfile, info_file = d / f"{key}.safetensors", d / f"{key}.weights.safetensors", d / f"{key}.json"
@@ -250,8 +273,10 @@ def pruned_state(model, cfg: dict, out_dir=None, progress: bool = False) -> dict
             t0 = time.time()
             result = prune(model, cfg["method"], cfg["sparsity"], calib, seed=cfg["seed"], progress=progress, **cfg["options"])
             prune_s = time.time() - t0
+            new = save_masks(result.masks, d / f".{key}.new.safetensors")          # kept aside until checked
+            if info is not None and sha256(new) != info["masks_sha256"]: _refuse_other_masks(new, info_file, info, out_dir)
             if result.weights is not None: save_file_atomic(result.weights, wfile)
-            save_masks(result.masks, mfile)
+            new.replace(mfile)
             info = {"prune_config": prune_config(cfg), "masks_sha256": sha256(mfile), "prune_s": round(prune_s, 2),
                     "weights_sha256": sha256(wfile) if result.weights is not None else None,
                     "prune_report": {k: v for k, v in result.report.items() if k != "options"},
