@@ -29,12 +29,12 @@ from .pruning import prune, METHODS
 __all__ = ['SPARSITIES', 'TASKS3', 'PARTS', 'NOISE_SEEDS', 'ABLATIONS', 'CALIB_SIZES', 'UNIMODAL_CALIB', 'PRIORITY', 'MIN_SPREAD',
            'CLAIMS', 'RUNTIME_METHODS', 'README_BLOCKS', 'primary_metric', 'select', 'strongest_baselines',
            'part_configs', 'chapter_configs', 'paper_numbers', 'paper_value', 'benchmark_table', 'task_sparsity_table',
-           'spread', 'claim_best_in_most_cells', 'claim_lead_grows', 'claim_edges_nodes', 'claim_inverted_below_random',
-           'modality_sparsity', 'claim_prior_prevents_collapse', 'claim_blip_harder', 'claim_small_calibration',
-           'claims_table', 'calibration_table', 'part_of', 'cost_table', 'claim_runtime', 'runtime_key',
-           'runtime_config', 'measure_runtime', 'runtime_table', 'save_png_svg', 'sparsity_curves', 'layer_heatmaps',
-           'collapse_figure', 'ablation_figure', 'readme_tables', 'upop_readme_tables', 'readme_block',
-           'write_readme_block', 'readme_cli']
+           'task_network_note', 'spread', 'claim_best_in_most_cells', 'claim_lead_grows', 'claim_edges_nodes',
+           'claim_inverted_below_random', 'modality_sparsity', 'claim_prior_prevents_collapse', 'claim_blip_harder',
+           'claim_small_calibration', 'claims_table', 'calibration_table', 'part_of', 'cost_table', 'claim_runtime',
+           'runtime_key', 'runtime_config', 'measure_runtime', 'runtime_table', 'save_png_svg', 'sparsity_curves',
+           'layer_heatmaps', 'collapse_figure', 'ablation_figure', 'readme_tables', 'upop_readme_tables',
+           'readme_block', 'write_readme_block', 'readme_cli']
 
 # %% ../nbs/35_multiflow.ipynb #c004
 SPARSITIES = (0.63, 0.75, 0.9)
@@ -150,22 +150,37 @@ def benchmark_table(records: list[dict], family: str, task: str, metric: str, me
     return "\n".join(lines)
 
 def task_sparsity_table(records: list[dict], family: str, task: str, sparsity: float = 0.9) -> str:
-    "Markdown: per method, the target sparsity over the prunable set and the sparsity of the network `task` runs."
+    """Markdown: per method (seed 0), the target sparsity over the prunable set, the sparsity of the network `task`
+    runs, per modality, and the task's primary metric."""
     rs = [r for r in select(records, family, task) if r["config"]["method"] != "dense"
           and abs(r["config"]["sparsity"] - sparsity) < 1e-9 and r["config"]["seed"] == 0 and "task_sparsity" in r]
     if not rs: return f"*no {family} {task} records at {sparsity:.0%} with a task sparsity*"
-    ts = rs[0]["task_sparsity"]
+    ts, metric = rs[0]["task_sparsity"], primary_metric(task)
+    mods = [m for m in sorted(ts) if m not in ("overall", "prunable", "prunable_run")]
     lines = [f"**{family} {task} at {sparsity:.0%}: sparsity of the network the task runs** "
              f"({ts['prunable_run']:,} of {ts['prunable']:,} prunable weights run)", "",
-             "| method | prunable set | task network | " + " | ".join(m for m in sorted(ts) if m not in
-                                                                         ("overall", "prunable", "prunable_run")) + " |"]
-    mods = [m for m in sorted(ts) if m not in ("overall", "prunable", "prunable_run")]
-    lines.append("|---" * (3 + len(mods)) + "|")
+             "| method | prunable set | task network | " + " | ".join(mods) + f" | {metric} |",
+             "|---" * (4 + len(mods)) + "|"]
     for r in sorted(rs, key=lambda r: PRIORITY.index(r["config"]["method"]) if r["config"]["method"] in PRIORITY else 99):
         t = r["task_sparsity"]
         lines.append(f"| {r['config']['method']} | {r['sparsity']['overall']:.1%} | {t['overall']:.1%} | " +
-                     " | ".join(f"{t.get(m, 0):.1%}" for m in mods) + " |")
+                     " | ".join(f"{t.get(m, 0):.1%}" for m in mods) + f" | {r['metrics'].get(metric, float('nan')):.1f} |")
     return "\n".join(lines)
+
+def task_network_note(records: list[dict], family: str, task: str, sparsity: float = 0.9) -> str:
+    """One sentence from the records (seed 0): how sparse MULTIFLOW's `task` network is at the `sparsity` budget
+    against the other benchmark methods', and where it ranks on the task's primary metric."""
+    rs = {r["config"]["method"]: r for r in select(records, family, task, BENCHMARK_METHODS)
+          if abs(r["config"]["sparsity"] - sparsity) < 1e-9 and r["config"]["seed"] == 0 and "task_sparsity" in r}
+    if "multiflow" not in rs or len(rs) < 2: return f"*{family} {task} at {sparsity:.0%}: not run*"
+    metric, mf = primary_metric(task), rs["multiflow"]
+    others = [r["task_sparsity"]["overall"] for m, r in rs.items() if m != "multiflow"]
+    rank = 1 + sum(r["metrics"][metric] > mf["metrics"][metric] for r in rs.values())
+    denser = sum(o < mf["task_sparsity"]["overall"] for o in others)
+    return (f"{family} {task} at the {sparsity:.0%} budget: MULTIFLOW's task network is "
+            f"{mf['task_sparsity']['overall']:.1%} sparse, the other {len(others)} methods' "
+            f"{min(others):.1%}–{max(others):.1%} ({denser} of them run a denser one); MULTIFLOW ranks {rank} of "
+            f"{len(rs)} on {metric} ({mf['metrics'][metric]:.1f}).")
 
 # %% ../nbs/35_multiflow.ipynb #c012
 def _stats(records, family, task, method, sparsity, metric, calib=None) -> tuple[float, float, int] | None:
