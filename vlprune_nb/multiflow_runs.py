@@ -27,14 +27,14 @@ from .pruning import prune, METHODS
 
 # %% auto #0
 __all__ = ['SPARSITIES', 'TASKS3', 'PARTS', 'NOISE_SEEDS', 'ABLATIONS', 'CALIB_SIZES', 'UNIMODAL_CALIB', 'PRIORITY', 'MIN_SPREAD',
-           'CLAIMS', 'RUNTIME_METHODS', 'README_BLOCKS', 'primary_metric', 'select', 'strongest_baselines',
-           'part_configs', 'chapter_configs', 'paper_numbers', 'paper_value', 'benchmark_table', 'task_sparsity_table',
-           'task_network_note', 'spread', 'claim_best_in_most_cells', 'claim_lead_grows', 'claim_edges_nodes',
-           'claim_inverted_below_random', 'modality_sparsity', 'claim_prior_prevents_collapse', 'claim_blip_harder',
-           'claim_small_calibration', 'claims_table', 'calibration_table', 'part_of', 'cost_table', 'claim_runtime',
-           'runtime_key', 'runtime_config', 'measure_runtime', 'runtime_table', 'save_png_svg', 'sparsity_curves',
-           'layer_heatmaps', 'collapse_figure', 'ablation_figure', 'readme_tables', 'upop_readme_tables',
-           'readme_block', 'write_readme_block', 'readme_cli']
+           'NOISE_CELLS', 'CLAIMS', 'RUNTIME_METHODS', 'README_BLOCKS', 'primary_metric', 'select',
+           'strongest_baselines', 'part_configs', 'chapter_configs', 'paper_numbers', 'paper_value', 'benchmark_table',
+           'task_sparsity_table', 'task_network_note', 'spread', 'noise_table', 'claim_best_in_most_cells',
+           'claim_lead_grows', 'claim_edges_nodes', 'claim_inverted_below_random', 'modality_sparsity',
+           'claim_prior_prevents_collapse', 'claim_blip_harder', 'claim_small_calibration', 'claims_table',
+           'calibration_table', 'part_of', 'cost_table', 'claim_runtime', 'runtime_key', 'runtime_config',
+           'measure_runtime', 'runtime_table', 'save_png_svg', 'sparsity_curves', 'layer_heatmaps', 'collapse_figure',
+           'ablation_figure', 'readme_tables', 'upop_readme_tables', 'readme_block', 'write_readme_block', 'readme_cli']
 
 # %% ../nbs/35_multiflow.ipynb #c004
 SPARSITIES = (0.63, 0.75, 0.9)
@@ -194,6 +194,24 @@ def spread(records, family: str, task: str, metric: str) -> float:
     sds = [st[1] for m in (*BENCHMARK_METHODS, "dense") for s in (*SPARSITIES, 0.0)
            if (st := _stats(records, family, task, m, s, metric)) and st[2] > 1]
     return max([MIN_SPREAD, *sds])
+
+NOISE_CELLS = (("xvlm", "retrieval"), ("xvlm", "captioning"), ("xvlm", "vqa"), ("blip", "retrieval"))
+
+def noise_table(records: list[dict], sparsity: float = 0.9, cells=NOISE_CELLS) -> str:
+    """Markdown: the seeded cells (several seeds) at `sparsity` and the dense models, primary metric mean ± std (n),
+    one column per (family, task); last row, the spread a claim's difference must exceed there (at least MIN_SPREAD)."""
+    cols = [(f, t, primary_metric(t)) for f, t in cells]
+    st = {(m, f, t): v for f, t, metric in cols for m in ("dense", *PRIORITY)
+          if (v := _stats(records, f, t, m, 0.0 if m == "dense" else sparsity, metric)) and v[2] > 1}
+    if not st: return f"*no cell at {sparsity:.0%} has several seeds yet*"
+    methods = [m for m in ("dense", *PRIORITY) if any(k[0] == m for k in st)]
+    lines = [f"**Seeds at {sparsity:.0%}** (mean ± std, n seeds)", "",
+             "| method | " + " | ".join(f"{f} {t} {metric}" for f, t, metric in cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for m in methods:
+        vals = [st.get((m, f, t)) for f, t, _ in cols]
+        lines.append(f"| {m} | " + " | ".join(f"{v[0]:.1f} ± {v[1]:.1f} (n={v[2]})" if v else "" for v in vals) + " |")
+    lines.append("| spread used by the claims | " + " | ".join(f"{spread(records, f, t, metric):.1f}" for f, t, metric in cols) + " |")
+    return "\n".join(lines)
 
 def _real(a, b, floor: float = MIN_SPREAD) -> bool:
     "Whether cell `a` beats cell `b` by more than their spread (seeds' std summed, at least `floor` for single runs)."
@@ -532,7 +550,7 @@ def ablation_figure(records: list[dict], family: str = "xvlm", task: str = "retr
 
 # %% ../nbs/35_multiflow.ipynb #27551f55
 def readme_tables(records: list[dict], paper: list[dict] | None = None) -> str:
-    "The README's MULTIFLOW block: the benchmark's primary metrics, the ablation, the task network, the claims."
+    "The README's MULTIFLOW block: the benchmark's primary metrics, the ablation, the seeds, the task network, the claims."
     paper = paper_numbers() if paper is None else paper
     out = []
     for fam in ("xvlm", "blip"):
@@ -543,6 +561,7 @@ def readme_tables(records: list[dict], paper: list[dict] | None = None) -> str:
     if any(r["config"].get("method") in ABLATIONS for r in records):
         out.append(benchmark_table(records, "xvlm", "retrieval", "TR@1", ("multiflow", *ABLATIONS, "random", "omp", "dense"), paper)
                    .replace("**xvlm retrieval, TR@1**", "**xvlm retrieval, TR@1: score ablations**"))
+    if not (t := noise_table(records)).startswith("*"): out.append(t)
     for fam, task in (("blip", "retrieval"), ("xvlm", "retrieval")):
         t = task_sparsity_table(records, fam, task)
         if not t.startswith("*"): out.append(t)
