@@ -26,8 +26,8 @@ from .figures import MAIN_METRICS, figures_dir
 from .pruning import prune, METHODS
 
 # %% auto #0
-__all__ = ['SPARSITIES', 'TASKS3', 'PARTS', 'NOISE_SEEDS', 'ABLATIONS', 'CALIB_SIZES', 'UNIMODAL_CALIB', 'PRIORITY', 'MIN_SPREAD',
-           'NOISE_CELLS', 'CLAIMS', 'RUNTIME_METHODS', 'README_BLOCKS', 'primary_metric', 'select',
+__all__ = ['SPARSITIES', 'TASKS3', 'PARTS', 'NOISE_SEEDS', 'NOISE_CELLS', 'ABLATIONS', 'CALIB_SIZES', 'UNIMODAL_CALIB',
+           'PRIORITY', 'MIN_SPREAD', 'CLAIMS', 'RUNTIME_METHODS', 'README_BLOCKS', 'primary_metric', 'select',
            'strongest_baselines', 'part_configs', 'chapter_configs', 'paper_numbers', 'paper_value', 'benchmark_table',
            'task_sparsity_table', 'task_network_note', 'spread', 'noise_table', 'claim_best_in_most_cells',
            'claim_lead_grows', 'claim_edges_nodes', 'claim_inverted_below_random', 'modality_sparsity',
@@ -41,6 +41,7 @@ SPARSITIES = (0.63, 0.75, 0.9)
 TASKS3 = ("retrieval", "captioning", "vqa")
 PARTS = ("benchmark_xvlm", "benchmark_blip", "noise", "ablations", "unimodal", "calibration")
 NOISE_SEEDS = (1, 2)
+NOISE_CELLS = (("xvlm", "retrieval"), ("xvlm", "captioning"), ("xvlm", "vqa"), ("blip", "retrieval"))
 ABLATIONS = ("multiflow_edges", "multiflow_nodes", "multiflow_inverted", "multiflow_global")
 CALIB_SIZES = (1, 4, 16, 64, 256)
 UNIMODAL_CALIB = (4, 250)
@@ -81,9 +82,8 @@ def part_configs(part: str, records: list[dict] | None = None, **kw) -> list[dic
         return grid((fam,), PRIORITY, SPARSITIES[::-1], TASKS3, **kw)
     if part == "noise":
         base = ["multiflow", *strongest_baselines(records or [])]
-        cells = [("xvlm", t) for t in TASKS3] + [("blip", "retrieval")]
-        return ([run_config(f, "dense", 0.0, t, seed=s, **kw) for s in NOISE_SEEDS for f, t in cells] +
-                [run_config(f, m, 0.9, t, seed=s, **kw) for s in NOISE_SEEDS for f, t in cells for m in base])
+        return ([run_config(f, "dense", 0.0, t, seed=s, **kw) for s in NOISE_SEEDS for f, t in NOISE_CELLS] +
+                [run_config(f, m, 0.9, t, seed=s, **kw) for s in NOISE_SEEDS for f, t in NOISE_CELLS for m in base])
     if part == "ablations":
         return [run_config("xvlm", m, s, "retrieval", **kw) for s in SPARSITIES[::-1] for m in ABLATIONS]
     if part == "unimodal":
@@ -194,8 +194,6 @@ def spread(records, family: str, task: str, metric: str) -> float:
     sds = [st[1] for m in (*BENCHMARK_METHODS, "dense") for s in (*SPARSITIES, 0.0)
            if (st := _stats(records, family, task, m, s, metric)) and st[2] > 1]
     return max([MIN_SPREAD, *sds])
-
-NOISE_CELLS = (("xvlm", "retrieval"), ("xvlm", "captioning"), ("xvlm", "vqa"), ("blip", "retrieval"))
 
 def noise_table(records: list[dict], sparsity: float = 0.9, cells=NOISE_CELLS) -> str:
     """Markdown: the seeded cells (several seeds) at `sparsity` and the dense models, primary metric mean ± std (n),
