@@ -236,7 +236,8 @@ def _locked(path: Path):
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
 def fine_tuned_from(masks_file: str, masks_sha256: str, out_dir=None) -> list[str]:
-    "Names of the store's records that were fine-tuned from masks `masks_file` with sha256 `masks_sha256`."
+    """Names of the store's records that were fine-tuned from masks `masks_file` with sha256 `masks_sha256` (read
+    raw: `scan_store` would skip exactly these records when the masks file on disk differs)."""
     names = []
     for p in sorted(results_dir(out_dir).glob("*.json")):
         try: r = json.loads(p.read_text())
@@ -244,12 +245,12 @@ def fine_tuned_from(masks_file: str, masks_sha256: str, out_dir=None) -> list[st
         if isinstance(r, dict) and (r.get("masks_file"), r.get("masks_sha256")) == (masks_file, masks_sha256): names.append(p.name)
     return names
 
-def _refuse_other_masks(new: Path, info_file: Path, info: dict, out_dir):
-    """Masks made again (`new`) differ from those of the pruning summary `info_file`: if records were fine-tuned from
+def _refuse_other_masks(new: Path, got: str, info_file: Path, info: dict, out_dir):
+    """Masks made again (`new`, sha256 `got`) differ from those of the pruning summary `info_file`: if records were fine-tuned from
     the summary's, remove `new` and raise (one pruning configuration gives every task the same masks)."""
     users = fine_tuned_from(info_file.name.replace(".json", ".safetensors"), info["masks_sha256"], out_dir)
     if not users: return                                        # a summary no record uses: the new masks replace it
-    got = sha256(new); new.unlink()
+    new.unlink()
     raise ValueError(
         f"{info_file}: the masks made again here (sha256 {got[:12]}…) differ from the ones {len(users)} record(s) of "
         f"the store were fine-tuned from ({info['masks_sha256'][:12]}…: {', '.join(users)}); nothing was written. "
@@ -274,7 +275,8 @@ def pruned_state(model, cfg: dict, out_dir=None, progress: bool = False) -> dict
             result = prune(model, cfg["method"], cfg["sparsity"], calib, seed=cfg["seed"], progress=progress, **cfg["options"])
             prune_s = time.time() - t0
             new = save_masks(result.masks, d / f".{key}.new.safetensors")          # kept aside until checked
-            if info is not None and sha256(new) != info["masks_sha256"]: _refuse_other_masks(new, info_file, info, out_dir)
+            got = sha256(new)
+            if info is not None and got != info["masks_sha256"]: _refuse_other_masks(new, got, info_file, info, out_dir)
             if result.weights is not None: save_file_atomic(result.weights, wfile)
             new.replace(mfile)
             info = {"prune_config": prune_config(cfg), "masks_sha256": sha256(mfile), "prune_s": round(prune_s, 2),
