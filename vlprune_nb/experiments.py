@@ -8,7 +8,7 @@ Docs: https://vlprune.github.io/vlprune_nb/experiments.html.md"""
 
 # %% ../nbs/30_experiments.ipynb #c002
 from __future__ import annotations
-import argparse, concurrent.futures, contextlib, fcntl, multiprocessing, hashlib, json, platform, subprocess, time, warnings
+import argparse, concurrent.futures, contextlib, fcntl, multiprocessing, hashlib, json, os, platform, subprocess, time, warnings
 from importlib.metadata import version, PackageNotFoundError
 from pathlib import Path
 
@@ -23,12 +23,13 @@ from .data import calibration_batches, check_int, check_float
 from . import families, tasks
 
 # %% auto #0
-__all__ = ['NUMBER', 'RECORD_KINDS', 'PRUNE_KEYS', 'BENCHMARK_METHODS', 'TABLE_VARIES', 'checkpoint_sha256', 'checkpoint_id',
-           'checkpoint_params', 'run_config', 'config_hash', 'run_key', 'environment', 'results_dir', 'record_path',
-           'record_kind', 'check_record', 'scan_store', 'is_done', 'load_records', 'prune_config', 'prune_key',
-           'fine_tuned_from', 'pruned_state', 'mask_layers', 'prune_info', 'save_file_atomic', 'ran_modules',
-           'task_sparsity', 'run', 'dense_config_for', 'dense_metrics_for', 'layer_sparsity', 'grid', 'sweep',
-           'grid_cli', 'same_budget', 'mean_sd', 'mean_std', 'table']
+__all__ = ['KERNEL_VARS', 'NUMBER', 'RECORD_KINDS', 'PRUNE_KEYS', 'CAPABILITIES', 'BENCHMARK_METHODS', 'TABLE_VARIES',
+           'checkpoint_sha256', 'checkpoint_id', 'checkpoint_params', 'run_config', 'config_hash', 'run_key',
+           'environment', 'results_dir', 'record_path', 'record_kind', 'check_record', 'scan_store', 'is_done',
+           'load_records', 'prune_config', 'prune_key', 'fine_tuned_from', 'kernel_env', 'pruned_state', 'mask_layers',
+           'prune_info', 'save_file_atomic', 'ran_modules', 'task_sparsity', 'run', 'dense_config_for',
+           'dense_metrics_for', 'layer_sparsity', 'grid', 'sweep', 'grid_cli', 'same_budget', 'mean_sd', 'mean_std',
+           'table']
 
 # %% ../nbs/30_experiments.ipynb #c004
 def checkpoint_sha256(family: str) -> str:
@@ -94,9 +95,11 @@ def _git(*args) -> str | None:
     try: return subprocess.run(["git", *args], cwd=settings().root, capture_output=True, text=True, timeout=10).stdout.strip() or None
     except (OSError, subprocess.SubprocessError): return None
 
+KERNEL_VARS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")   # what chooses torch's CPU kernels
+
 def environment() -> dict:
     """Git commit, package versions and machine of this process; the machine names torch's CPU capability (AVX2,
-    AVX512, ...), since the same code gives bit-different floats on different kernels."""
+    AVX512, ...) and the variables that chose the kernels, since the same code gives bit-different floats on other kernels."""
     def v(p):
         try: return version(p)
         except PackageNotFoundError: return None
@@ -105,6 +108,7 @@ def environment() -> dict:
             "packages": {p: v(p) for p in ("vlprune_nb", "torch", "transformers", "safetensors", "pycocoevalcap")},
             "machine": {"platform": platform.platform(), "python": platform.python_version(),
                         "cpu_threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                        "kernel_env": {k: os.environ[k] for k in KERNEL_VARS if k in os.environ},
                         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}}
 
 # %% ../nbs/30_experiments.ipynb #c010
@@ -235,15 +239,33 @@ def _locked(path: Path):
         try: yield
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
-def fine_tuned_from(masks_file: str, masks_sha256: str, out_dir=None) -> list[str]:
-    """Names of the store's records that were fine-tuned from masks `masks_file` with sha256 `masks_sha256` (read
-    raw: `scan_store` would skip exactly these records when the masks file on disk differs)."""
-    names = []
+def fine_tuned_from(masks_file: str, masks_sha256: str, out_dir=None) -> dict[str, dict]:
+    """The store's records (file name → record) that were fine-tuned from masks `masks_file` with sha256 `masks_sha256`
+    (read raw: `scan_store` would skip exactly these records when the masks file on disk differs)."""
+    found = {}
     for p in sorted(results_dir(out_dir).glob("*.json")):
         try: r = json.loads(p.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError): continue
-        if isinstance(r, dict) and (r.get("masks_file"), r.get("masks_sha256")) == (masks_file, masks_sha256): names.append(p.name)
-    return names
+        if isinstance(r, dict) and (r.get("masks_file"), r.get("masks_sha256")) == (masks_file, masks_sha256): found[p.name] = r
+    return found
+
+CAPABILITIES = ("DEFAULT", "AVX2", "AVX512")                       # torch's x86 CPU capabilities, oldest first
+
+def kernel_env(capability: str) -> dict[str, str]:
+    "Environment variables that make torch (its own kernels and oneDNN's) use `capability`'s kernels on a newer x86 CPU."
+    if capability not in CAPABILITIES: raise ValueError(f"capability={capability!r}: expected one of {CAPABILITIES}")
+    return {"ATEN_CPU_CAPABILITY": capability.lower(), "ONEDNN_MAX_CPU_ISA": "SSE41" if capability == "DEFAULT" else capability}
+
+def _kernel_hint(records: dict[str, dict]) -> str:
+    "How to get the kernels `records` were made on, when they differ from this process's (else '')."
+    made = {(r.get("machine") or {}).get("cpu_capability") for r in records.values()} - {None}
+    here = torch.backends.cpu.get_cpu_capability()
+    if len(made) != 1 or here in made: return ""
+    (cap,) = made
+    if cap in CAPABILITIES and here in CAPABILITIES and CAPABILITIES.index(cap) < CAPABILITIES.index(here):
+        return (f" Those records ran {cap} kernels and this process runs {here}: start it with "
+                f"{' '.join(f'{k}={v}' for k, v in kernel_env(cap).items())} to run theirs.")
+    return f" Those records ran {cap} kernels and this process runs {here}: make these masks on a {cap} machine."
 
 def _refuse_other_masks(new: Path, got: str, info_file: Path, info: dict, out_dir):
     """Masks made again (`new`, sha256 `got`) differ from those of the pruning summary `info_file`: if records were fine-tuned from
@@ -255,8 +277,8 @@ def _refuse_other_masks(new: Path, got: str, info_file: Path, info: dict, out_di
         f"{info_file}: the masks made again here (sha256 {got[:12]}…) differ from the ones {len(users)} record(s) of "
         f"the store were fine-tuned from ({info['masks_sha256'][:12]}…: {', '.join(users)}); nothing was written. "
         f"Other CPU kernels (torch.backends.cpu.get_cpu_capability()) or another torch can change a data-driven "
-        f"method's masks. Put the original {info_file.stem}.safetensors back, or move {info_file.name} and those "
-        f"records aside to start this pruning configuration afresh.")
+        f"method's masks.{_kernel_hint(users)} Otherwise put the original {info_file.stem}.safetensors back, or move "
+        f"{info_file.name} and those records aside to start this pruning configuration afresh.")
 
 def pruned_state(model, cfg: dict, out_dir=None, progress: bool = False) -> dict:
     """Prune `model` (the dense model of `cfg['family']`) as `cfg` says, once per pruning configuration, and apply it.
