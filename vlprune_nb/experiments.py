@@ -301,11 +301,12 @@ def pruned_state(model, cfg: dict, out_dir=None, progress: bool = False) -> dict
             if info is not None and got != info["masks_sha256"]: _refuse_other_masks(new, got, info_file, info, out_dir)
             if result.weights is not None: save_file_atomic(result.weights, wfile)
             new.replace(mfile)
-            info = {"prune_config": prune_config(cfg), "masks_sha256": sha256(mfile), "prune_s": round(prune_s, 2),
-                    "weights_sha256": sha256(wfile) if result.weights is not None else None,
-                    "prune_report": {k: v for k, v in result.report.items() if k != "options"},
-                    "layers": mask_layers(model, result.masks)}
-            write_json(info_file, info)
+            if info is None or got != info["masks_sha256"]:     # the same masks made again keep the records' summary
+                info = {"prune_config": prune_config(cfg), "masks_sha256": got, "prune_s": round(prune_s, 2),
+                        "weights_sha256": sha256(wfile) if result.weights is not None else None,
+                        "prune_report": {k: v for k, v in result.report.items() if k != "options"},
+                        "layers": mask_layers(model, result.masks)}
+                write_json(info_file, info)
     masks = load_masks(mfile, model)
     weights = load_file(str(wfile)) if info["weights_sha256"] else None
     if weights is not None and sha256(wfile) != info["weights_sha256"]:
