@@ -19,3 +19,8 @@ def shipped_store(root, tmp_path) -> Path:
         (store / f).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(root / f, store / f)
     return store / "data" / "results"
+
+def pytest_terminal_summary(terminalreporter):
+    "Say which mode the golden test ran in, and against which capture (tests/test_golden.py)."
+    golden = sys.modules.get("test_golden")
+    if golden is not None: terminalreporter.write_line(golden.MODE_LINE)

@@ -14,10 +14,11 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['THREADS_ENV', 'MULTITHREAD_PARAMS', 'PROGRESS_MODES', 'settings_path', 'Settings', 'settings', 'seed_everything',
-           'default_device', 'available_devices', 'check_device', 'busy_cpus', 'usable_cpus', 'torch_threads',
-           'atomic_write', 'write_json', 'read_json', 'sha256', 'in_kernel', 'progress_mode', 'TerminalBar', 'SinkBar',
-           'progress_to', 'progress', 'assigned_names', 'unknown_parameters', 'check_notebook_parameters']
+__all__ = ['THREADS_ENV', 'MULTITHREAD_PARAMS', 'KERNEL_VARS', 'PROGRESS_MODES', 'settings_path', 'Settings', 'settings',
+           'seed_everything', 'default_device', 'available_devices', 'check_device', 'busy_cpus', 'usable_cpus',
+           'torch_threads', 'cpu_name', 'machine_fingerprint', 'atomic_write', 'write_json', 'read_json', 'sha256',
+           'in_kernel', 'progress_mode', 'TerminalBar', 'SinkBar', 'progress_to', 'progress', 'assigned_names',
+           'unknown_parameters', 'check_notebook_parameters', 'ParameterError', 'parameter_errors']
 
 # %% ../nbs/00_config.ipynb #c004
 def settings_path() -> Path:
@@ -127,6 +128,29 @@ def torch_threads(params: int | None = None, cpus: int | None = None, busy: int 
     if params is not None and params < MULTITHREAD_PARAMS: return 1
     cpus = usable_cpus() if cpus is None else cpus
     return max(1, cpus - (busy_cpus() if busy is None else busy))
+
+# %% ../nbs/00_config.ipynb #fp02
+KERNEL_VARS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")   # what chooses torch's CPU kernels
+
+def cpu_name() -> dict:
+    "The CPU's vendor and model (from /proc/cpuinfo on Linux, else `platform`)."
+    import platform
+    fields = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            k, _, v = line.partition(":")
+            if k.strip() in ("vendor_id", "model name", "cpu family", "model") and k.strip() not in fields: fields[k.strip()] = v.strip()
+    except OSError: pass
+    return {"vendor": fields.get("vendor_id") or platform.processor() or platform.machine(),
+            "model": (f"{fields.get('model name', '?')} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
+                      if fields else platform.machine())}
+
+def machine_fingerprint() -> dict:
+    "What decides the bits of a float computation here: CPU capability, CPU, kernel variables, torch and transformers versions."
+    from importlib.metadata import version
+    return {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpu": cpu_name(),
+            "kernel_env": {k: os.environ[k] for k in KERNEL_VARS if k in os.environ},
+            "torch": torch.__version__, "transformers": version("transformers")}
 
 # %% ../nbs/00_config.ipynb #c011
 def atomic_write(path, write_fn, suffix: str = "") -> Path:
@@ -271,3 +295,15 @@ def check_notebook_parameters():
     if unknown:
         raise ValueError(f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}: this "
                          f"notebook declares {', '.join(declared) or 'none'}")
+
+# %% ../nbs/00_config.ipynb #pe02
+class ParameterError(ValueError):
+    "A notebook parameter is wrong; IPython (and so papermill) shows only its message."
+    def _render_traceback_(self) -> list[str]: return [f"ParameterError: {self}"]
+
+@contextlib.contextmanager
+def parameter_errors():
+    "Inside the block, a ValueError (a check of a notebook parameter) is raised again as a one-line `ParameterError`."
+    try: yield
+    except ParameterError: raise
+    except ValueError as e: raise ParameterError(str(e)) from None
