@@ -17,9 +17,9 @@ from .config import settings, atomic_write, read_json
 from . import families, tasks
 
 # %% auto #0
-__all__ = ['MAIN_METRICS', 'SHARES_DEFINITION', 'figures_dir', 'save_figure', 'finish_figure', 'dense_reference', 'run_caption',
-           'run_figure', 'synthetic_upop_records', 'upop_heatmap', 'component_shares', 'upop_component_shares',
-           'upop_tradeoff']
+__all__ = ['MAIN_METRICS', 'SHARES_DEFINITION', 'LABEL_OFFSETS', 'figures_dir', 'save_figure', 'finish_figure', 'dense_reference',
+           'run_caption', 'run_figure', 'figure_data', 'first_difference', 'save_drawn', 'synthetic_upop_records',
+           'upop_heatmap', 'component_shares', 'upop_component_shares', 'upop_tradeoff']
 
 # %% ../nbs/40_figures.ipynb #c003
 MAIN_METRICS = {"retrieval": ("TR@1", "IR@1"), "captioning": ("CIDEr", "BLEU@4"), "vqa": ("vqa_acc",),
@@ -82,6 +82,125 @@ def run_figure(record: dict, layers: list[dict], dense: dict | None = None, fig_
     fig.text(0.01, -0.02, run_caption(record, dense), fontsize=8, va="top")
     fig.tight_layout()
     return finish_figure(fig, f"run_{c['family']}_{c['method']}_{c['sparsity']:g}_{c['task']}.png", fig_dir, show)
+
+# %% ../nbs/40_figures.ipynb #f002
+import json, math
+import matplotlib.category, matplotlib.collections, matplotlib.container, matplotlib.image, matplotlib.patches
+import matplotlib.text
+import numpy as np
+
+from .config import write_json
+
+def _num(x):
+    "A float rounded to 6 significant digits (None for NaN or masked), so data compares across machines."
+    if x is None or x is np.ma.masked: return None
+    x = float(x)
+    return None if math.isnan(x) else x if math.isinf(x) else float(f"{round(x, 9):.6g}")   # 5.6e-17 is 0
+
+def _nums(a) -> list:
+    a = np.ma.masked_invalid(np.ma.asarray(a, dtype=float))
+    return [_nums(r) for r in a] if a.ndim > 1 else [_num(v) for v in a.filled(np.nan)]
+
+def _ticks(axis) -> list | None:
+    "Positions and labels of the ticks a figure sets itself (values, categories); None for automatic ones."
+    fixed = (matplotlib.ticker.FixedLocator, matplotlib.category.StrCategoryLocator)
+    if not isinstance(axis.get_major_locator(), fixed): return None
+    return [[_num(t), lab.get_text()] for t, lab in zip(axis.get_majorticklocs(), axis.get_majorticklabels())]
+
+def _text(t) -> dict:
+    d = {"text": t.get_text(), "at": _nums(t.get_position())}
+    if isinstance(t, matplotlib.text.Annotation): d["xy"] = _nums(t.xy)
+    return d
+
+def _legend(leg) -> dict | None:
+    if leg is None: return None
+    return {"title": leg.get_title().get_text(), "labels": [t.get_text() for t in leg.get_texts()]}
+
+def _label(artist) -> dict:
+    "The artist's label where a person gave it one (matplotlib names the others `_child3`, `_nolegend_`)."
+    return {} if artist.get_label().startswith("_") else {"label": artist.get_label()}
+
+def _lines(ax) -> list:
+    "Each drawn line: an error bar's own line named as its container; its caps and lines that draw nothing left out."
+    named, caps = {}, set()
+    for c in ax.containers:
+        if isinstance(c, matplotlib.container.ErrorbarContainer):
+            if c.lines[0] is not None: named[id(c.lines[0])] = c
+            caps |= {id(l) for l in c.lines[1]}
+    out = []
+    for l in ax.lines:
+        y = _nums(l.get_ydata())
+        if id(l) in caps or all(v is None for v in y): continue
+        out.append({**_label(named.get(id(l), l)), "x": _nums(l.get_xdata()), "y": y})
+    return out
+
+def _bars(ax) -> list:
+    "Bars as (x, y, width, height), grouped as drawn (a hue level of seaborn is a group, named)."
+    rect = lambda p: _nums([p.get_x(), p.get_y(), p.get_width(), p.get_height()])
+    groups = [c for c in ax.containers if isinstance(c, matplotlib.container.BarContainer)]
+    grouped = {id(p) for c in groups for p in c}
+    loose = [p for p in ax.patches if isinstance(p, matplotlib.patches.Rectangle) and id(p) not in grouped]
+    return ([{**_label(c), "bars": [rect(p) for p in c]} for c in groups] +
+            ([{"bars": [rect(p) for p in loose]}] if loose else []))
+
+def _axes_data(ax) -> dict:
+    if hasattr(ax, "_colorbar"):                                       # a colour bar: its scale, not its gradient
+        return {"colorbar": ax.get_ylabel() or ax.get_xlabel(), "limits": _nums(ax._colorbar.mappable.get_clim())}
+    d = {"title": ax.get_title(), "xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel(),
+         "xscale": ax.get_xscale(), "yscale": ax.get_yscale(), "xticks": _ticks(ax.xaxis), "yticks": _ticks(ax.yaxis),
+         "lines": _lines(ax), "bars": _bars(ax),
+         "images": [_nums(c.get_array()) for c in [*ax.collections, *ax.images]
+                    if isinstance(c, (matplotlib.collections.QuadMesh, matplotlib.image.AxesImage))],
+         "segments": [[_nums(s) for s in c.get_segments()] for c in ax.collections
+                      if isinstance(c, matplotlib.collections.LineCollection)],
+         "texts": [_text(t) for t in ax.texts], "legend": _legend(ax.get_legend())}
+    return {k: v for k, v in d.items() if v not in (None, [])}
+
+def figure_data(fig) -> dict:
+    """The data a figure draws, read back from the matplotlib Figure: per axes its title, labels, scales, the ticks it
+    sets, each line's label and points, bar rectangles, heatmap arrays, error-bar segments, texts and legend; the
+    figure's title, texts and legends. Floats are rounded to 6 significant digits; what fonts, versions or the
+    layout decide (pixels, automatic ticks, colours) is left out, so two machines drawing the same records agree."""
+    d = {"suptitle": fig._suptitle.get_text() if fig._suptitle else None,
+         "axes": [_axes_data(ax) for ax in fig.axes if ax.get_visible()],
+         "texts": [t.get_text() for t in fig.texts], "legends": [_legend(l) for l in fig.legends]}
+    return json.loads(json.dumps({k: v for k, v in d.items() if v not in (None, [])}))
+
+def first_difference(a, b, at: str = "") -> str | None:
+    "Where two figures' data (`figure_data`) first differ, as 'path: a != b'; None when equal."
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in list(dict.fromkeys([*a, *b])):
+            if k not in a or k not in b:
+                return f"{at}.{k}: {a[k] if k in a else 'missing'!r} != {b[k] if k in b else 'missing'!r}"
+            name = f"{at}.{k}" + (f" {a[k].get('title')!r}" if isinstance(a[k], dict) and a[k].get("title") else "")
+            if (diff := first_difference(a[k], b[k], name)): return diff
+        return None
+    if isinstance(a, list) and isinstance(b, list):
+        for i, (x, y) in enumerate(zip(a, b)):
+            named = isinstance(x, dict) and (x.get("title") or x.get("label"))
+            name = f"{at}[{i}]" + (f" {named!r}" if named else "")
+            if (diff := first_difference(x, y, name)): return diff
+        return None if len(a) == len(b) else f"{at}: {len(a)} items != {len(b)}"
+    return None if a == b else f"{at}: {a!r} != {b!r}"
+
+def save_drawn(fig, name: str, fig_dir=None, show: bool = True, formats=("png",)) -> Path:
+    """Save `fig` as `<name>.<format>` with its sidecar `<name>.json` (`figure_data`) in the figures folder; returns
+    the first format's path. A figure whose sidecar already holds the same data is not written again (PNG and SVG
+    bytes differ between machines, fonts and versions: redrawing unchanged records leaves `git status` clean); a
+    missing file is written. SVGs carry no date and fixed ids."""
+    d, data = figures_dir(fig_dir), figure_data(fig)
+    side = d / f"{name}.json"
+    same = side.is_file() and read_json(side) == data
+    with matplotlib.rc_context({"svg.hashsalt": "vlprune"}):
+        for ext in formats:
+            if not same or not (d / f"{name}.{ext}").is_file():
+                atomic_write(d / f"{name}.{ext}", lambda t, ext=ext: fig.savefig(
+                    t, dpi=120, bbox_inches="tight", format=ext, metadata={"Date": None} if ext == "svg" else None))
+    if not same: write_json(side, data)
+    if show: plt.show()
+    plt.close(fig)
+    return d / f"{name}.{formats[0]}"
+
 
 # %% ../nbs/40_figures.ipynb #c009
 import random, textwrap
@@ -158,13 +277,13 @@ def upop_heatmap(records: list[dict], family: str | None = None, task: str | Non
         for row in (r["retained"] if r else rs[0]["retained"]):
             grid[comps.index(row["component"]), row["layer"]] = 100 * (row["proportion"] if r else 1.0)
         sns.heatmap(grid, ax=ax, vmin=0, vmax=100, cmap="viridis", annot=True, fmt=".0f", cbar=False,
-                    annot_kws={"fontsize": 7}, xticklabels=[str(l + 1) for l in range(n_layers)], yticklabels=comps)
+                    annot_kws={"fontsize": 7}, xticklabels=[str(l) for l in range(n_layers)], yticklabels=comps)
         ax.set(title=title, xlabel="layer")
     c = rs[0]["config"]
     fig.suptitle(f"Retained proportion (%) of each ζ vector after the {method} search · {c['family']} {c['task']}{_tag(rs)}",
                  fontsize=10)
     fig.tight_layout()
-    return finish_figure(fig, "upop_retained_heatmap.png", fig_dir, show)
+    return save_drawn(fig, "upop_retained_heatmap", fig_dir, show)
 
 # %% ../nbs/40_figures.ipynb #c015
 SHARES_DEFINITION = ("Kept parameters of a component (or layer) = Σ over its ζ vectors of kept entries × parameters one "
@@ -185,23 +304,25 @@ def upop_component_shares(records: list[dict], family: str | None = None, task: 
     rs = _structured(records, family, task, method)
     dense_rows = [{**row, "kept_params": row["total_params"]} for row in rs[0]["retained"]]
     xs = [1.0] + [r["config"]["ratio"] for r in rs]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4))
     for ax, by in zip(axes, ("component", "layer")):
         shares = [component_shares(dense_rows, by)] + [component_shares(r["retained"], by) for r in rs]
         for name in shares[0]:
             ax.plot(xs, [100 * s.get(name, 0) for s in shares], marker="o",
-                    label=name if by == "component" else f"layer {name + 1}")
+                    label=name if by == "component" else f"layer {name}")
         ax.set(xscale="log", xlabel="compression ratio (×, log)", ylabel="share of kept parameters (%)",
                title=f"per {by}")
         ax.set_xticks(xs, [f"{x:g}" for x in xs]); ax.minorticks_off()
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))        # off the lines
     c = rs[0]["config"]
     fig.suptitle(f"Where the kept parameters are · {c['family']} {c['task']} · {method}{_tag(rs)}", fontsize=10)
     fig.tight_layout()
     fig.text(0.01, -0.02, "\n".join(textwrap.wrap(SHARES_DEFINITION, 150)), fontsize=7, va="top", ha="left")
-    return finish_figure(fig, "upop_component_shares.png", fig_dir, show)
+    return save_drawn(fig, "upop_component_shares", fig_dir, show)
 
 # %% ../nbs/40_figures.ipynb #c018
+LABEL_OFFSETS = ((4, 4), (4, -10), (7, -3))          # points between a ratio's label and its point, per method
+
 def upop_tradeoff(records: list[dict], fig_dir=None, show: bool = True) -> Path:
     "Figure 4: main metric against FLOPs and against parameters of the extracted models, one line per method, a row per (family, task)."
     fixed = _default_fixed()
@@ -219,13 +340,14 @@ def upop_tradeoff(records: list[dict], fig_dir=None, show: bool = True) -> Path:
                 ax.plot(x, [r["metrics"].get(metric) for r in mr], marker="o", color=f"C{i}", label=f"{m} (retrained)")
                 ax.plot(x, [r["metrics_search_only"].get(metric) for r in mr], marker=".", ls=":", color=f"C{i}", alpha=0.6,
                         label=f"{m} (search only)")
-                for r, xx in zip(mr, x): ax.annotate(f"{r['config']['ratio']:g}x", (xx, r["metrics"].get(metric)), fontsize=7,
-                                                     textcoords="offset points", xytext=(3, 3))
+                for r, xx in zip(mr, x):                          # each method's labels on its own side of its points
+                    ax.annotate(f"{r['config']['ratio']:g}x", (xx, r["metrics"].get(metric)), fontsize=7, color=f"C{i}",
+                                textcoords="offset points", xytext=LABEL_OFFSETS[i % len(LABEL_OFFSETS)])
         d = next(r for r in rs if (r["config"]["family"], r["config"]["task"]) == (fam, task))
         for ax, what, unit in ((a, "flops", "FLOPs (M, batch 1)"), (b, "params", "parameters (M)")):
             if d.get("dense_metrics") and metric in d["dense_metrics"]:
                 ax.plot([d[what]["dense"] / 1e6], [d["dense_metrics"][metric]], marker="*", ms=12, color="k", ls="", label="dense")
             ax.set(xlabel=unit, ylabel=f"{metric} (test)", title=f"{fam} {task}{_tag(rs)}")
-        a.legend(fontsize=7)
+        b.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))           # beside the row, off its points
     fig.tight_layout()
-    return finish_figure(fig, "upop_tradeoff.png", fig_dir, show)
+    return save_drawn(fig, "upop_tradeoff", fig_dir, show)

@@ -27,14 +27,15 @@ from .pruning import prune, METHODS
 
 # %% auto #0
 __all__ = ['SPARSITIES', 'TASKS3', 'PARTS', 'NOISE_SEEDS', 'NOISE_CELLS', 'ABLATIONS', 'CALIB_SIZES', 'UNIMODAL_CALIB',
-           'PRIORITY', 'MIN_SPREAD', 'CLAIMS', 'RUNTIME_METHODS', 'README_BLOCKS', 'primary_metric', 'select',
-           'strongest_baselines', 'part_configs', 'chapter_configs', 'paper_numbers', 'paper_value', 'benchmark_table',
-           'task_sparsity_table', 'task_network_note', 'spread', 'noise_table', 'claim_best_in_most_cells',
-           'claim_lead_grows', 'claim_edges_nodes', 'claim_inverted_below_random', 'modality_sparsity',
-           'claim_prior_prevents_collapse', 'claim_blip_harder', 'claim_small_calibration', 'claims_table',
-           'calibration_table', 'part_of', 'cost_table', 'claim_runtime', 'runtime_key', 'runtime_config',
-           'measure_runtime', 'runtime_table', 'save_png_svg', 'sparsity_curves', 'layer_heatmaps', 'collapse_figure',
-           'ablation_figure', 'readme_tables', 'upop_readme_tables', 'readme_block', 'write_readme_block', 'readme_cli']
+           'PRIORITY', 'MIN_SPREAD', 'CLAIMS', 'RUNTIME_METHODS', 'COLLAPSE', 'README_BLOCKS', 'primary_metric',
+           'select', 'strongest_baselines', 'part_configs', 'chapter_configs', 'paper_numbers', 'paper_value',
+           'benchmark_table', 'task_sparsity_table', 'task_network_note', 'spread', 'noise_table',
+           'claim_best_in_most_cells', 'claim_lead_grows', 'claim_edges_nodes', 'claim_inverted_below_random',
+           'modality_sparsity', 'claim_prior_prevents_collapse', 'claim_blip_harder', 'claim_small_calibration',
+           'claims_table', 'calibration_table', 'part_of', 'cost_table', 'claim_runtime', 'runtime_key',
+           'runtime_config', 'measure_runtime', 'runtime_table', 'sparsity_curves', 'layer_heatmaps', 'collapse_figure',
+           'ablation_figure', 'chapter_figures', 'check_figures', 'figures_cli', 'readme_tables', 'upop_readme_tables',
+           'readme_block', 'write_readme_block', 'readme_cli']
 
 # %% ../nbs/35_multiflow.ipynb #c004
 SPARSITIES = (0.63, 0.75, 0.9)
@@ -438,16 +439,9 @@ def runtime_table(records: list[dict], paper: list[dict] | None = None) -> str:
     return "\n".join(lines)
 
 # %% ../nbs/35_multiflow.ipynb #c016
-def save_png_svg(fig, name: str, fig_dir=None, show: bool = True) -> Path:
-    "Write `fig` as `<name>.png` and `<name>.svg` (atomically) into the figures folder; returns the PNG's path."
-    d = figures_dir(fig_dir)
-    with matplotlib.rc_context({"svg.hashsalt": "vlprune"}):                     # the same figure, the same bytes
-        for ext in ("svg", "png"):
-            atomic_write(d / f"{name}.{ext}", lambda t, ext=ext: fig.savefig(t, dpi=120, bbox_inches="tight", format=ext,
-                                                                             metadata={"Date": None} if ext == "svg" else None))
-    if show: plt.show()
-    plt.close(fig)
-    return d / f"{name}.png"
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from .figures import save_drawn
 
 def _budget_note(rs) -> str:
     c = rs[0]["config"]
@@ -455,12 +449,18 @@ def _budget_note(rs) -> str:
     return f"{c['finetune_steps']} fine-tuning steps, {c['calib_batches']}×{c['calib_batch_size']} calibration, n={n} test items"
 
 def sparsity_curves(records: list[dict], fig_dir=None, show: bool = True, name: str = "multiflow_metric_vs_sparsity") -> Path:
-    "Primary metric against sparsity, one line per method (seed mean, bars = std), dense dashed; a panel per (model, task)."
-    panels = [(f, t) for f in ("xvlm", "blip") for t in TASKS3 if select(records, f, t, BENCHMARK_METHODS + ("dense",))]
-    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(4.2 * max(1, len(panels)), 3.8), squeeze=False)
+    """Primary metric against sparsity, one line per method (seed mean, bars = std), dense dashed: a row per model, a
+    column per task, one legend for all panels; each panel's title says its budget and test items."""
+    methods = BENCHMARK_METHODS + ("dense",)
+    fams = [f for f in ("xvlm", "blip") if any(select(records, f, t, methods) for t in TASKS3)]
+    tasks_ = [t for t in TASKS3 if any(select(records, f, t, methods) for f in fams)]
+    if not fams: raise ValueError("no benchmark records to draw")
+    fig, axes = plt.subplots(len(fams), len(tasks_), figsize=(4.2 * len(tasks_), 3.5 * len(fams)), squeeze=False)
     palette = dict(zip(PRIORITY, sns.color_palette("tab10", len(PRIORITY))))
-    for ax, (fam, task) in zip(axes[0], panels):
-        rs, metric = select(records, fam, task, BENCHMARK_METHODS + ("dense",)), primary_metric(task)
+    for (i, fam), (j, task) in ((f, t) for f in enumerate(fams) for t in enumerate(tasks_)):
+        ax, rs, metric = axes[i][j], select(records, fam, task, methods), primary_metric(task)
+        if not rs:
+            ax.set_axis_off(); ax.set_title(f"{fam} · {task}: no records", fontsize=9); continue
         pr = [r for r in rs if r["config"]["method"] != "dense"]
         if pr: same_budget(pr)
         for m in PRIORITY:
@@ -470,12 +470,17 @@ def sparsity_curves(records: list[dict], fig_dir=None, show: bool = True, name: 
                                 label=m, color=palette[m], lw=2.2 if m == "multiflow" else 1.1, capsize=2)
         dn = _stats(records, fam, task, "dense", 0.0, metric)
         if dn: ax.axhline(dn[0], ls="--", c="k", lw=1, label="dense")
-        ax.set(xlabel="sparsity (% of prunable weights)", ylabel=f"{metric} (test)", title=f"{fam} · {task}",
+        ax.set(xlabel="sparsity (% of prunable weights)" if i == len(fams) - 1 else "", ylabel=f"{metric} (test)",
                xticks=[100 * s for s in SPARSITIES])
-        ax.text(0.0, -0.28, _budget_note(rs), transform=ax.transAxes, fontsize=7, va="top")
-    if panels: axes[0][-1].legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
+        ax.set_title(f"{fam} · {task}\n{_budget_note(pr or rs)}", fontsize=9)
+    handles = {}
+    for ax in axes.flat:
+        for h, label in zip(*ax.get_legend_handles_labels()): handles.setdefault(label, h)
+    order = [m for m in (*PRIORITY, "dense") if m in handles]
     fig.tight_layout()
-    return save_png_svg(fig, name, fig_dir, show)
+    fig.legend([handles[m] for m in order], order, title="method", fontsize=8, loc="center left",
+               bbox_to_anchor=(1.02, 0.5))
+    return save_drawn(fig, name, fig_dir, show, formats=("png", "svg"))
 
 def layer_heatmaps(records: list[dict], family: str = "xvlm", sparsity: float = 0.9, methods=("multiflow", "omp", "snip"),
                    out_dir=None, fig_dir=None, show: bool = True) -> Path:
@@ -503,30 +508,46 @@ def layer_heatmaps(records: list[dict], family: str = "xvlm", sparsity: float = 
         ax.set(title=f"{m}", xlabel="layer")
     fig.suptitle(f"{family}: layer-wise sparsity at {sparsity:.0%} (blank: no such module)", fontsize=10)
     fig.tight_layout()
-    return save_png_svg(fig, f"multiflow_layers_{family}_{sparsity:g}", fig_dir, show)
+    return save_drawn(fig, f"multiflow_layers_{family}_{sparsity:g}", fig_dir, show, formats=("png", "svg"))
+
+COLLAPSE = 0.98           # a modality with more than this share of its prunable weights pruned has collapsed
 
 def collapse_figure(records: list[dict], family: str = "xvlm", task: str = "retrieval", fig_dir=None, show: bool = True) -> Path:
-    "Sparsity each modality ends at (bars) for MULTIFLOW, its global-threshold variant and OMP, beside the metric."
+    """Sparsity each modality ends at (bars; a panel per method, MULTIFLOW, its global-threshold variant and OMP,
+    seed 0) beside the metric against sparsity; one legend for the modalities."""
     methods, metric = ("multiflow", "multiflow_global", "omp"), primary_metric(task)
     rs = [r for r in select(records, family, task, methods) if r["config"]["seed"] == 0]
     if not rs: raise ValueError(f"no {family} {task} records of {methods}")
     same_budget(rs)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8))
-    rows = [(f"{r['config']['method']}\n{r['config']['sparsity']:.0%}", mod, 100 * v)
-            for r in sorted(rs, key=lambda r: (r["config"]["sparsity"], methods.index(r["config"]["method"])))
-            for mod, v in modality_sparsity(r).items()]
-    sns.barplot(x=[x[0] for x in rows], y=[x[2] for x in rows], hue=[x[1] for x in rows], ax=a)
-    a.axhline(98, ls=":", c="r", lw=1); a.text(0, 99, "collapse (> 98 % pruned)", fontsize=7, color="r")
-    a.set(ylabel="sparsity of the modality (%)", ylim=(0, 105), title="where the budget goes")
-    a.tick_params(axis="x", labelsize=7)
-    for m in methods:
+    shown = [m for m in methods if any(r["config"]["method"] == m for r in rs)]
+    mods = sorted({mod for r in rs for mod in modality_sparsity(r)})
+    colours = dict(zip(mods, sns.color_palette("viridis", len(mods))))       # not the methods' colours on the right
+    fig, axes = plt.subplots(1, len(shown) + 1, figsize=(2.9 * len(shown) + 5, 3.8),
+                             gridspec_kw={"width_ratios": [1] * len(shown) + [1.7]})
+    for k, (ax, m) in enumerate(zip(axes, shown)):
+        mr = sorted((r for r in rs if r["config"]["method"] == m), key=lambda r: r["config"]["sparsity"])
+        w = 0.8 / len(mods)
+        for j, mod in enumerate(mods):                                              # grouped bars, a group per sparsity
+            ax.bar([i + (j - (len(mods) - 1) / 2) * w for i in range(len(mr))],
+                   [100 * modality_sparsity(r).get(mod, 0.0) for r in mr], w, label=mod, color=colours[mod])
+        ax.set_xticks(range(len(mr)), [f"{r['config']['sparsity']:.0%}" for r in mr])
+        ax.axhline(100 * COLLAPSE, ls=":", c="r", lw=1)
+        ax.set(title=m, xlabel="target sparsity", ylabel="sparsity of the modality (%)" if k == 0 else "",
+               ylim=(0, 105))
+        if k: ax.tick_params(labelleft=False)
+    b = axes[-1]
+    for m in shown:
         pts = sorted((100 * r["config"]["sparsity"], r["metrics"].get(metric)) for r in rs if r["config"]["method"] == m)
-        if pts: b.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=m)
-    b.set(xlabel="sparsity (% of prunable weights)", ylabel=f"{metric} (test)", title=f"{family} {task}")
-    b.legend(fontsize=8)
-    b.text(0.0, -0.2, _budget_note(rs), transform=b.transAxes, fontsize=7, va="top")
+        b.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=m)
+    b.set(xlabel="sparsity (% of prunable weights)", ylabel=f"{metric} (test)", xticks=[100 * s for s in SPARSITIES])
+    b.set_title(f"{family} {task}\n{_budget_note(rs)}", fontsize=9)
+    b.legend(fontsize=8, title="method")
     fig.tight_layout()
-    return save_png_svg(fig, f"multiflow_collapse_{family}_{task}", fig_dir, show)
+    fig.legend(handles=[Patch(color=colours[mod], label=mod) for mod in mods] +
+               [Line2D([], [], ls=":", c="r", label=f"collapse (> {COLLAPSE:.0%} pruned)")],
+               title="modality", fontsize=8, ncol=len(mods) + 1, loc="upper center",
+               bbox_to_anchor=(0.5 * len(shown) / (len(shown) + 1.7), 0.0))
+    return save_drawn(fig, f"multiflow_collapse_{family}_{task}", fig_dir, show, formats=("png", "svg"))
 
 def ablation_figure(records: list[dict], family: str = "xvlm", task: str = "retrieval", fig_dir=None, show: bool = True) -> Path:
     "Supplement Table 8 as a figure: edges only, nodes only, both (MULTIFLOW), inverted and random against sparsity."
@@ -544,7 +565,63 @@ def ablation_figure(records: list[dict], family: str = "xvlm", task: str = "retr
     ax.legend(fontsize=8)
     ax.text(0.0, -0.2, _budget_note(rs), transform=ax.transAxes, fontsize=7, va="top")
     fig.tight_layout()
-    return save_png_svg(fig, f"multiflow_ablation_{family}_{task}", fig_dir, show)
+    return save_drawn(fig, f"multiflow_ablation_{family}_{task}", fig_dir, show, formats=("png", "svg"))
+
+# %% ../nbs/35_multiflow.ipynb #m018
+import argparse, tempfile
+from .figures import first_difference
+
+def chapter_figures(records: list[dict] | None = None, out_dir=None, fig_dir=None, show: bool = False) -> list[Path]:
+    """Draw every figure the repository commits from `records` (default: the store's, `load_records(out_dir)`):
+    this chapter's five and the UPop chapter's three; a figure whose records are absent is skipped, saying why."""
+    from vlprune_nb.figures import upop_heatmap, upop_component_shares, upop_tradeoff
+    records = load_records(out_dir) if records is None else records
+    draws = [lambda: sparsity_curves(records, fig_dir, show),
+             lambda: ablation_figure(records, fig_dir=fig_dir, show=show),
+             lambda: collapse_figure(records, fig_dir=fig_dir, show=show)]
+    draws += [lambda f=f: layer_heatmaps(records, f, out_dir=out_dir, fig_dir=fig_dir, show=show)
+              for f in ("xvlm", "blip")]
+    draws += [lambda d=d: d(records, fig_dir=fig_dir, show=show)
+              for d in (upop_heatmap, upop_component_shares, upop_tradeoff)]
+    out = []
+    for draw in draws:
+        try: out.append(draw())
+        except ValueError as e: print("not drawn:", e)
+    return out
+
+def check_figures(fig_dir=None, out_dir=None, records: list[dict] | None = None) -> list[str]:
+    """What in the figures folder the records do not give: each figure whose sidecar data differs from a fresh
+    drawing (named, with the first difference, committed != records), lacks its sidecar or a file, and each
+    figure there that no record draws (the main job's run_* figures aside). Empty when they agree."""
+    d = figures_dir(fig_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        chapter_figures(records, out_dir, tmp)
+        drawn = {p.stem: read_json(p) for p in Path(tmp).glob("*.json")}
+        files = {p.stem: sorted(q.name for q in Path(tmp).glob(f"{p.stem}.*")) for p in Path(tmp).glob("*.json")}
+    there = {p.stem for p in d.glob("*") if p.suffix in (".png", ".svg", ".json") and not p.name.startswith("run_")}
+    problems = []
+    for name in sorted(there | set(drawn)):
+        if name not in drawn: problems.append(f"{name}: in {d}, but the records draw no such figure"); continue
+        missing = [f for f in files[name] if not (d / f).is_file()]
+        if missing: problems.append(f"{name}: {', '.join(missing)} missing in {d}"); continue
+        if (diff := first_difference(read_json(d / f"{name}.json"), drawn[name])):
+            problems.append(f"{name}: the figure differs from what the records give: {diff} (committed != records)")
+    return problems
+
+def figures_cli(argv=None) -> int:
+    "Draw every committed figure from the results store (only those whose data changed are written), or --check them."
+    p = argparse.ArgumentParser(prog="vlprune-figures", description=figures_cli.__doc__)
+    p.add_argument("--fig-dir", default=None, help="figures folder (default: settings.ini [paths] figures)")
+    p.add_argument("--out-dir", default=None, help="results store (default: settings.ini [paths] results)")
+    p.add_argument("--check", action="store_true",
+                   help="compare the folder's figures with the records, print each difference, exit 1 if any")
+    a = p.parse_args(argv)
+    if a.check:
+        problems = check_figures(a.fig_dir, a.out_dir)
+        print("\n".join(problems) or f"every figure in {figures_dir(a.fig_dir)} is what the records give")
+        return 1 if problems else 0
+    for path in chapter_figures(out_dir=a.out_dir, fig_dir=a.fig_dir): print(path)
+    return 0
 
 # %% ../nbs/35_multiflow.ipynb #27551f55
 def readme_tables(records: list[dict], paper: list[dict] | None = None) -> str:
