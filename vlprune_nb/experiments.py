@@ -17,19 +17,18 @@ from .config import progress as tqdm    # a widget in a notebook frontend, the t
 
 from safetensors.torch import save_file, load_file
 
-from .config import settings, read_json, write_json, sha256, seed_everything, atomic_write
+from .config import settings, read_json, write_json, sha256, seed_everything, atomic_write, KERNEL_VARS
 from .pruning import PruneResult, prune, METHODS
 from .data import calibration_batches, check_int, check_float
 from . import families, tasks
 
 # %% auto #0
-__all__ = ['KERNEL_VARS', 'NUMBER', 'RECORD_KINDS', 'PRUNE_KEYS', 'CAPABILITIES', 'BENCHMARK_METHODS', 'TABLE_VARIES',
-           'checkpoint_sha256', 'checkpoint_id', 'checkpoint_params', 'run_config', 'config_hash', 'run_key',
-           'environment', 'results_dir', 'record_path', 'record_kind', 'check_record', 'scan_store', 'is_done',
-           'load_records', 'prune_config', 'prune_key', 'fine_tuned_from', 'kernel_env', 'pruned_state', 'mask_layers',
-           'prune_info', 'save_file_atomic', 'ran_modules', 'task_sparsity', 'run', 'dense_config_for',
-           'dense_metrics_for', 'layer_sparsity', 'grid', 'sweep', 'grid_cli', 'same_budget', 'mean_sd', 'mean_std',
-           'table']
+__all__ = ['NUMBER', 'RECORD_KINDS', 'PRUNE_KEYS', 'CAPABILITIES', 'BENCHMARK_METHODS', 'TABLE_VARIES', 'checkpoint_sha256',
+           'checkpoint_id', 'checkpoint_params', 'run_config', 'config_hash', 'run_key', 'environment', 'results_dir',
+           'record_path', 'record_kind', 'check_record', 'scan_store', 'is_done', 'load_records', 'prune_config',
+           'prune_key', 'fine_tuned_from', 'kernel_env', 'pruned_state', 'mask_layers', 'prune_info',
+           'save_file_atomic', 'ran_modules', 'task_sparsity', 'run', 'dense_config_for', 'dense_metrics_for',
+           'layer_sparsity', 'grid', 'sweep', 'grid_cli', 'same_budget', 'mean_sd', 'mean_std', 'table']
 
 # %% ../nbs/30_experiments.ipynb #c004
 def checkpoint_sha256(family: str) -> str:
@@ -94,8 +93,6 @@ def run_key(cfg: dict) -> str:
 def _git(*args) -> str | None:
     try: return subprocess.run(["git", *args], cwd=settings().root, capture_output=True, text=True, timeout=10).stdout.strip() or None
     except (OSError, subprocess.SubprocessError): return None
-
-KERNEL_VARS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")   # what chooses torch's CPU kernels
 
 def environment() -> dict:
     """Git commit, package versions and machine of this process; the machine names torch's CPU capability (AVX2,
