@@ -230,14 +230,7 @@ def prune_key(cfg: dict) -> str:
     pc = prune_config(cfg)
     return f"{pc['family']}_{pc['method']}_{pc['sparsity']:g}_{config_hash(pc)}"
 
-@contextlib.contextmanager
-def _locked(path: Path):
-    "An exclusive advisory lock on `path` (created if needed) for the duration of the block."
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try: yield
-        finally: fcntl.flock(f, fcntl.LOCK_UN)
+from .config import file_lock      # one pruning configuration at a time; its lock file removed after
 
 def fine_tuned_from(masks_file: str, masks_sha256: str, out_dir=None) -> dict[str, dict]:
     """The store's records (file name → record) that were fine-tuned from masks `masks_file` with sha256 `masks_sha256`
