@@ -226,3 +226,46 @@ def test_structured_shipped_vit(tmp_path):
     assert torch.allclose(got, want, atol=1e-5), (got - want).abs().max()
     report = json.loads((out / "report.json").read_text())
     assert report["accounting"]["params_extracted"] == structured.count_params(small)
+
+
+# issue 19: a checkpoint of the user's kind, end to end; both commands lay their output out alike and say how to load it
+
+def test_help_says_the_calibration_budget_and_every_data_format():
+    prune_help, structured_help = vlprune("prune", "--help").stdout, vlprune("structured", "--help").stdout
+    flat = lambda s: " ".join(s.split())
+    assert "16 × 32 = 512" in flat(prune_help) and "--calib world" not in flat(prune_help) and "'world'" in flat(prune_help)
+    for fmt in ("Karpathy JSON", "caption list", "pretraining JSON", "NLVR2 JSON", "image folder"):
+        assert fmt in flat(structured_help), fmt
+
+
+def test_example_tiny_checkpoint_then_prune_and_structured(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, ROOT / "examples" / "tiny_checkpoint.py", tmp_path / "tiny", "--images", "16"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    paths = json.loads(r.stdout.splitlines()[0])
+    ck, ann, images = Path(paths["checkpoint"]), Path(paths["captions"]), Path(paths["images"])
+    assert data.detect_format(ann) == "karpathy" and (ck / "preprocessor_config.json").is_file()
+    calib = ("--calib", ann, "--image-root", images, "--calib-batches", 2, "--batch-size", 8)
+    r = vlprune("prune", ck, "--method", "multiflow", "--sparsity", "0.5", "--out", tmp_path / "pruned")
+    assert r.returncode == 2 and "--calib world" in r.stderr, "a checkpoint of the user's is not calibrated on the world silently"
+    r = vlprune("prune", ck, "--method", "multiflow", "--sparsity", "0.5", *calib, "--out", tmp_path / "pruned")
+    assert r.returncode == 0, r.stderr
+    assert model_class(tmp_path / "pruned") is transformers.CLIPModel
+    check_pruned(tmp_path / "pruned", families.load(ck), 0.5)
+    r = vlprune("structured", ck, "--task", "retrieval", "--ratio", 2, "--data", ann, "--image-root", images,
+                "--search-steps", 2, "--retrain-steps", 0, "--batch-size", 8, "--out", tmp_path / "small")
+    assert r.returncode == 0, r.stderr
+    pruned, small = set(os.listdir(tmp_path / "pruned")), set(os.listdir(tmp_path / "small"))
+    shared = {"config.json", "model.safetensors", "preprocessor_config.json", "tokenizer.json", "tokenizer_config.json",
+              "report.json", "README.txt", "vlprune.json"}
+    assert shared <= pruned and shared <= small and "tokenizer" not in small, (pruned, small)
+    loaded = structured.load_extracted(tmp_path / "small")
+    got, want = loaded.processor, families.load(ck).processor      # (the manifest's JSON gives mean and std back as lists)
+    assert (got.image_processor_config == want.image_processor_config and got.max_text_len == want.max_text_len
+            and got.tokenizer.get_vocab() == want.tokenizer.get_vocab()), "the extracted model reloads with the source's processor"
+    for out, words in ((tmp_path / "pruned", ("CLIPModel.from_pretrained", "AutoImageProcessor", "families.load", "load_masks")),
+                       (tmp_path / "small", ("structured.load_extracted", "from_pretrained cannot"))):
+        readme = (out / "README.txt").read_text()
+        assert all(w in readme for w in words) and str(out) in readme, readme
+        assert json.loads((out / "vlprune.json").read_text())["written_by"] in ("vlprune prune", "vlprune structured")

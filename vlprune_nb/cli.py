@@ -7,45 +7,161 @@ Docs: https://vlprune.github.io/vlprune_nb/cli.html.md"""
 
 # %% ../nbs/50_cli.ipynb #7a178747
 from __future__ import annotations
-import argparse, json, os, shutil, sys, tempfile, time
+import argparse, glob, json, os, shutil, sys, time
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
-from .config import settings, write_json, default_device
-from . import data, families, masks as _masks, pruning, structured, tasks
+from .config import settings, write_json, read_json, default_device, file_lock, Busy, interrupts, exit_code
+from . import __version__, data, families, masks as _masks, pruning, structured, tasks
 from .experiments import grid_cli
 
 # %% auto #0
-__all__ = ['TASK_FORMATS', 'output_folder', 'save_checkpoint', 'prune_checkpoint', 'task_records', 'compress_checkpoint',
-           'parser', 'main']
+__all__ = ['MARKER', 'README', 'RENAME_NOREPLACE', 'RENAME_EXCHANGE', 'WORLD', 'TASK_FORMATS', 'OutputBusy', 'check_output',
+           'output_folder', 'save_checkpoint', 'is_shipped', 'calibration_source', 'prune_checkpoint', 'task_records',
+           'compress_checkpoint', 'parser', 'main']
 
 # %% ../nbs/50_cli.ipynb #00249519
-@contextmanager
-def output_folder(out, force: bool = False):
-    "Yield a hidden folder beside `out` to write into; on success it replaces `out` (only with `force` if `out` exists), on failure it is removed."
+MARKER = "vlprune.json"                 # in every output folder: what wrote it and which of its entries are its own
+README = "README.txt"                   # in every output folder: how to load it
+
+class OutputBusy(FileExistsError):
+    "Another run is writing the output folder (it holds the folder's lock)."
+
+def _aside(out: Path, what: str) -> Path:
+    "A hidden name beside `out`: `.OUT.lock` (its lock), `.OUT.old` (moved aside), `.OUT.vlprune-tmp-PID` (being written)."
+    return out.with_name(f".{out.name}.{what}")
+
+def _overlap(out: Path, source: Path) -> str | None:
+    "How output folder `out` overlaps checkpoint folder `source` ('is', 'is inside', 'contains'), or None."
+    o, s = out.resolve(), source.resolve()
+    return "is" if o == s else "is inside" if s in o.parents else "contains" if o in s.parents else None
+
+def _foreign(out: Path) -> list[str]:
+    "The entries of folder `out` that vlprune did not write: those its marker does not list (all of them without one)."
+    names = sorted(os.listdir(out))
+    try: own = set(read_json(out / MARKER)["files"])
+    except (FileNotFoundError, ValueError, KeyError, TypeError): own = set()
+    return [n for n in names if n not in own]
+
+def _existing_ancestor(p: Path) -> Path:
+    "`p` or its nearest ancestor that exists."
+    p = p.absolute()
+    while not p.exists() and p != p.parent: p = p.parent
+    return p
+
+def _bytes(folder: Path) -> int:
+    "The size of the files under `folder` (what a copy of it needs)."
+    return sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file())
+
+def check_output(out, force: bool = False, source=None, need_bytes: int = 0) -> Path:
+    """`out` as a Path when a run may write its output folder there, else an error naming it and why: it is, holds
+    or lies inside checkpoint `source` (never, even with `force`); it exists (only with `force`, and only a folder
+    that vlprune wrote or an empty one); its parent cannot be created or written; less than `need_bytes` are free."""
     out = Path(out)
-    if out.exists() and not force: raise FileExistsError(f"{out} exists; pass force=True (--force) to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    if (out.exists() or out.is_symlink()) and not force: raise FileExistsError(f"{out} exists; pass force=True (--force) to replace it")
+    how = _overlap(out, Path(source)) if source is not None else None
+    if how: raise ValueError(f"{out} {how} the source checkpoint {source}; vlprune never writes where it reads, "
+                             f"not even with --force: choose another --out")
+    if out.exists() or out.is_symlink():
+        if not out.is_dir(): raise ValueError(f"{out} exists and is not a folder; choose another --out")
+        if not force: raise FileExistsError(f"{out} exists; pass force=True (--force) to replace it")
+        foreign = _foreign(out)
+        if foreign:
+            raise ValueError(f"{out} holds {', '.join(foreign[:5])}{' …' if len(foreign) > 5 else ''}, which vlprune did not "
+                             f"write (its {MARKER} lists what it wrote); --force replaces only a vlprune output or an empty "
+                             f"folder: move those files or choose another --out")
+    base = _existing_ancestor(out.parent)
+    if not base.is_dir(): raise ValueError(f"cannot create {out}: {base} is a file, not a folder")
+    if not os.access(base, os.W_OK | os.X_OK): raise ValueError(f"cannot write {out}: {base} is not writable")
+    free = shutil.disk_usage(base).free
+    if need_bytes > free:
+        raise ValueError(f"cannot write {out}: {base} has {free / 2**20:,.1f} MiB free and the output needs about "
+                         f"{need_bytes / 2**20:,.1f} MiB")
+    return out
+
+def _recover(out: Path) -> list[str]:
+    """What a killed run left beside `out`, put right (called under `out`'s lock, so no live run owns it): an
+    output moved aside (`.OUT.old`) is restored where `out` is missing, and removed only once a finished run's
+    output is in place; temporary folders of dead runs are removed. Returns what was done, in words."""
+    done, old = [], _aside(out, "old")
+    if old.is_dir():
+        if not out.exists(): os.replace(old, out); done.append(f"restored {out} from {old.name}, where an interrupted --force run had left it")
+        elif (out / MARKER).is_file(): shutil.rmtree(old); done.append(f"removed {old.name}, the output a finished --force run replaced")
+    for t in out.parent.glob(f".{glob.escape(out.name)}.vlprune-tmp-*"):
+        shutil.rmtree(t, ignore_errors=True); done.append(f"removed {t.name}, the temporary folder of a killed run")
+    return done
+
+RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2            # flags of Linux renameat2(2)
+
+def _renameat2(src: Path, dst: Path, flags: int) -> bool:
+    "Linux `renameat2(src, dst, flags)`: True when done, False where the system or its file system lacks it (the caller falls back)."
+    import ctypes, errno
+    try: fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError): return False
+    if fn(-100, os.fsencode(src), -100, os.fsencode(dst), flags) == 0: return True       # -100: AT_FDCWD
+    e = ctypes.get_errno()
+    if e in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP): return False
+    raise OSError(e, os.strerror(e), str(dst))
+
+def _swap_in(new: Path, out: Path):
+    """Put folder `new` at `out` in one step: exchanged with an existing `out` (the old one is then at `new`), or
+    renamed where there is none. Without renameat2, `out` goes to `.OUT.old` for the moment between two renames
+    (a kill there is repaired by the next run's `_recover`) and then to `new`."""
+    if out.exists():
+        if _renameat2(new, out, RENAME_EXCHANGE): return
+        old = _aside(out, "old"); os.replace(out, old); os.replace(new, out); os.replace(old, new)
+    elif not _renameat2(new, out, RENAME_NOREPLACE): os.rename(new, out)
+
+def _follow_umask(folder: Path):
+    "Give `folder` and everything in it the permissions the user's umask asks for (temporary folders are private, 0700)."
+    umask = os.umask(0); os.umask(umask)
+    for p in [folder, *folder.rglob("*")]:
+        if not p.is_symlink(): os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~umask)
+
+@contextmanager
+def output_folder(out, force: bool = False, source=None, need_bytes: int = 0, writer: str = "vlprune"):
+    """Claim output folder `out` and yield a new folder to write into; when the block ends well, `writer`'s marker
+    goes in, permissions follow the umask, and the folder replaces `out` in one step. Before the block: `check_output`,
+    then `out`'s lock (`OutputBusy` when another run holds it), what killed runs left is put right, and the checks
+    again. Whatever ends the block early (an error, Ctrl-C, SIGTERM inside `interrupts()`) leaves `out` as it was."""
+    out = check_output(out, force, source, need_bytes)
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        lock = file_lock(_aside(out, "lock"), blocking=False)
+        lock.__enter__()
+    except Busy as e:
+        raise OutputBusy(f"{out} is being written by another vlprune run (process {e.holder}); wait for it to end, "
+                         f"or choose another --out") from None
+    except OSError as e: raise ValueError(f"cannot write {out}: {e.strerror} ({e.filename or out.parent})") from None
+    stage = _aside(out, f"vlprune-tmp-{os.getpid()}")
+    try:
+        for line in _recover(out): print(f"vlprune: {line}", file=sys.stderr)
+        check_output(out, force, source, need_bytes)
+        stage.mkdir()
         yield stage / "out"
-        old = out.with_name(f".{out.name}.old")
-        if out.exists(): shutil.rmtree(old, ignore_errors=True); os.replace(out, old)
-        os.replace(stage / "out", out)
-        shutil.rmtree(old, ignore_errors=True)
+        names = sorted(os.listdir(stage / "out"))
+        write_json(stage / "out" / MARKER, {"written_by": writer, "vlprune_nb": __version__, "files": sorted([*names, MARKER]),
+                                            "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        _follow_umask(stage / "out")
+        _swap_in(stage / "out", out)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+        lock.__exit__(None, None, None)
 
 def save_checkpoint(model, path, extra: dict | None = None) -> Path:
     "Write `model` (weights, config, processor files) to the new folder `path`, laid out as its source was: ours (family.json) or transformers'."
     proc = getattr(model, "processor", None)
     if proc is None or proc.image_processor is None: return families.save(model, path, extra)
     model.save_pretrained(str(path))
+    _save_processor(proc, path)
+    return Path(path)
+
+def _save_processor(proc, path):
+    "A transformers checkpoint's processor files, at the top of `path` as transformers writes them (preprocessor_config.json, tokenizer files)."
     proc.image_processor.save_pretrained(str(path))
     if proc.tokenizer is not None: proc.tokenizer.save_pretrained(str(path))
-    return Path(path)
 
 # %% ../nbs/50_cli.ipynb #26cff996
 def _source_sha256(ckpt) -> str | None:
@@ -56,36 +172,84 @@ def _source_sha256(ckpt) -> str | None:
 def _to(batches: list[dict], device) -> list[dict]:
     return [{k: v.to(device) for k, v in b.items()} for b in batches]
 
+WORLD = "world"                         # --calib world: the generated world's pretraining split, said explicitly
+
+def is_shipped(src) -> bool:
+    "Whether checkpoint folder `src` is one of the shipped dense checkpoints (data/checkpoints/<family>)."
+    return any(Path(src).resolve() == families.checkpoint_dir(f).resolve() for f in families.FAMILIES)
+
+def calibration_source(ckpt, calib):
+    """The calibration records' path, or None for the world's pretraining split: `calib` 'world' says so explicitly,
+    None says so only for a shipped checkpoint; a checkpoint of the user's calibrated on the world's captions
+    (through its own tokenizer) would be pruned on data it never saw, so there `calib` must be named."""
+    if calib is not None and str(calib) == WORLD: return None
+    if calib is None and not is_shipped(families._checkpoint_path(ckpt)):
+        raise ValueError(f"{ckpt} is not a shipped checkpoint, so its calibration data must be named: --calib PATH (calib=PATH; "
+                         f"a pretraining or Karpathy JSON, or an image folder, of your own data) or --calib world (calib='world'; "
+                         f"the generated world's captions and 32-pixel images, read through your checkpoint's tokenizer)")
+    return calib
+
+def _readme(kind: str, model, out, ckpt) -> str:
+    "README.txt of an output folder: what wrote it, from what, and how to load it with transformers and with vlprune_nb."
+    cls, q = type(model), repr(str(out))
+    transformers_way = hasattr(__import__("transformers"), cls.__name__)
+    imp = f"from transformers import {cls.__name__}" if transformers_way else f"from {cls.__module__} import {cls.__name__}"
+    if kind == "prune":
+        lines = [f"A pruned checkpoint written by `vlprune prune` (vlprune_nb {__version__}) from {ckpt}; report.json says how.", "",
+                 "With transformers (pruned weights are exact zeros in model.safetensors):",
+                 f"    {imp}", f"    model = {cls.__name__}.from_pretrained({q})"]
+        proc = getattr(model, "processor", None)
+        if proc is not None and proc.image_processor is not None:
+            lines += ["    from transformers import AutoImageProcessor, AutoTokenizer",
+                      f"    image_processor = AutoImageProcessor.from_pretrained({q})"]
+            if proc.tokenizer is not None: lines += [f"    tokenizer = AutoTokenizer.from_pretrained({q})"]
+        elif proc is not None and proc.tokenizer is not None:
+            lines += ["    from transformers import AutoTokenizer", f"    tokenizer = AutoTokenizer.from_pretrained({str(out) + '/tokenizer'!r})"]
+        lines += ["", "With vlprune_nb (the model with its processor, as the source loads):", "    from vlprune_nb import families",
+                  f"    model = families.load({q})", "    from vlprune_nb.masks import load_masks",
+                  f"    masks = load_masks({str(out) + '/masks.safetensors'!r})   # parameter name -> bool tensor, True = kept"]
+    else:
+        lines = [f"A structurally compressed model written by `vlprune structured` (vlprune_nb {__version__}) from {ckpt}; "
+                 "report.json says how, structure.json which heads and units it kept.", "",
+                 "With vlprune_nb (the model, a transformers " + cls.__name__ + " with smaller layers, and its processor):",
+                 "    from vlprune_nb import structured", f"    model = structured.load_extracted({q})", "",
+                 f"With transformers alone: its layers are smaller than config.json says, so {cls.__name__}.from_pretrained cannot",
+                 "build it; load_extracted builds it from the shapes in manifest.json and returns the transformers model."]
+    return "\n".join(lines + ["", f"{MARKER} marks this folder as vlprune's: --force replaces only such a folder."]) + "\n"
+
 def prune_checkpoint(ckpt, out, method: str, sparsity: float, calib=None, image_root=None, calib_format: str | None = None,
                      calib_split: str = "train", calib_batches: int | None = None, batch_size: int | None = None,
                      seed: int = 0, device=None, options: dict | None = None, force: bool = False, progress: bool = True) -> dict:
-    "Prune checkpoint `ckpt` (family name or directory) with `method` to `sparsity` and write the pruned checkpoint, its masks and report.json to `out`; returns the report."
+    """Prune checkpoint `ckpt` (family name or directory) with `method` to `sparsity` and write the pruned checkpoint, its
+    masks, report.json and README.txt to `out`; returns the report. `calib`: the calibration records (see
+    `calibration_source`). Everything that can be checked without the model is checked before it loads."""
     S = settings()
     n = S.get("reproduce", "calib_batches", int) if calib_batches is None else calib_batches
     bs = S.get("reproduce", "calib_batch_size", int) if batch_size is None else batch_size
     options, device = options or {}, torch.device(device) if device is not None else default_device()
     spec = pruning._check_method(method, options)
     data.check_float("sparsity", sparsity, min=0, below=1)
-    if Path(out).exists() and not force: raise FileExistsError(f"{out} exists; pass force=True (--force) to replace it")
-    t0 = time.perf_counter()
-    model = families.load(ckpt)
-    batches = None
-    if spec.data:
-        records = data.read_records(calib, image_root, calib_format, calib_split) if calib is not None else None
-        batches = _to(data.calibration_batches(model, n, bs, seed, progress, data=records), device)
-    model.to(device)
-    result = pruning.prune(model, method, sparsity, batches, seed=seed, progress=progress, **options)
-    result.apply(model)
-    model.to("cpu")
-    report = {"sparsity": _masks.sparsity_report(model, result.masks), "prune": result.report,
-              "source": {"checkpoint": str(ckpt), "sha256": _source_sha256(ckpt),
-                         "calib": None if not spec.data else (str(calib) if calib is not None else "the world's pretraining split"),
-                         "calib_batches": n if spec.data else 0, "batch_size": bs if spec.data else None, "device": str(device)},
-              "seconds": time.perf_counter() - t0}
-    with output_folder(out, force) as stage:
+    src = families._checkpoint_path(ckpt)
+    calib = calibration_source(ckpt, calib) if spec.data else None
+    records = data.read_records(calib, image_root, calib_format, calib_split) if calib is not None else None
+    if records is not None: data.check_calibration_images(records, n, bs, seed)
+    with output_folder(out, force, source=src, need_bytes=_bytes(src), writer="vlprune prune") as stage:
+        t0 = time.perf_counter()
+        model = families.load(ckpt)
+        batches = _to(data.calibration_batches(model, n, bs, seed, progress, data=records), device) if spec.data else None
+        model.to(device)
+        result = pruning.prune(model, method, sparsity, batches, seed=seed, progress=progress, **options)
+        result.apply(model)
+        model.to("cpu")
+        report = {"sparsity": _masks.sparsity_report(model, result.masks), "prune": result.report,
+                  "source": {"checkpoint": str(ckpt), "sha256": _source_sha256(ckpt),
+                             "calib": None if not spec.data else (str(calib) if calib is not None else "the world's pretraining split"),
+                             "calib_batches": n if spec.data else 0, "batch_size": bs if spec.data else None, "device": str(device)},
+                  "seconds": time.perf_counter() - t0}
         save_checkpoint(model, stage, {"pruned": {"method": method, "sparsity": sparsity, "seed": seed, "from": str(ckpt)}})
         _masks.save_masks(result.masks, stage / "masks.safetensors")
         write_json(stage / "report.json", report)
+        (stage / README).write_text(_readme("prune", model, out, ckpt))
     return report
 
 # %% ../nbs/50_cli.ipynb #0fc25642
@@ -98,29 +262,41 @@ def task_records(task: str, path, image_root=None, split: str = "train") -> list
                          f"template and an answer list); call structured.search(model, 'vqa', ratio, data=data.read_vqa(...)) from Python")
     return data.read_records(path, image_root, TASK_FORMATS[task], split)
 
+def _lay_out_as_source(model, path: Path):
+    """An extracted model of a transformers checkpoint, laid out as `vlprune prune` writes one: the processor files at the
+    top (preprocessor_config.json, the tokenizer's), not our tokenizer/ subfolder; ours (a shipped source) stays as it is."""
+    proc = getattr(model, "processor", None)
+    if proc is None or proc.image_processor is None: return
+    if (path / "tokenizer").is_dir():
+        for f in (path / "tokenizer").iterdir(): os.replace(f, path / f.name)
+        (path / "tokenizer").rmdir()
+    proc.image_processor.save_pretrained(str(path))
+
 def compress_checkpoint(ckpt, out, task: str, ratio: float, method: str = "upop", data_path=None, image_root=None,
                         split: str = "train", search_steps: int | None = None, retrain_steps: int | None = None,
                         batch_size: int | None = None, seed: int = 0, force: bool = False, progress: bool = True) -> dict:
-    "Search → extract → retrain checkpoint `ckpt` for `task` at compression `ratio` and write the extracted model and report.json to `out`; returns the report."
+    "Search → extract → retrain checkpoint `ckpt` for `task` at compression `ratio` and write the extracted model, report.json and README.txt to `out`; returns the report."
     data.check_choice("method", method, structured.METHODS); structured.ratio_to_p(ratio)
-    if Path(out).exists() and not force: raise FileExistsError(f"{out} exists; pass force=True (--force) to replace it")
-    t0 = time.perf_counter()
-    model = families.load(ckpt)
-    tasks.check_task(model, task)
+    src = families._checkpoint_path(ckpt)
     records = task_records(task, data_path, image_root, split) if data_path is not None else None
-    struct, searched = structured.search(model, task, ratio, method, steps=search_steps, batch_size=batch_size, seed=seed,
-                                         data=records, progress=progress)
-    small = structured.retrain(structured.extract(searched, struct), task, steps=retrain_steps, batch_size=batch_size,
-                               seed=seed, data=records, progress=progress)
-    report = {"task": task, "ratio": ratio, "method": method, "retained": structured.retained_proportions(struct),
-              "accounting": struct["accounting"], "search": {k: v for k, v in struct.items() if k != "modules"},
-              "source": {"checkpoint": str(ckpt), "sha256": _source_sha256(ckpt),
-                         "data": str(data_path) if data_path is not None else f"the world's {task} training split"},
-              "seconds": time.perf_counter() - t0}
-    with output_folder(out, force) as stage:
+    with output_folder(out, force, source=src, need_bytes=_bytes(src), writer="vlprune structured") as stage:
+        t0 = time.perf_counter()
+        model = families.load(ckpt)
+        tasks.check_task(model, task)
+        struct, searched = structured.search(model, task, ratio, method, steps=search_steps, batch_size=batch_size, seed=seed,
+                                             data=records, progress=progress)
+        small = structured.retrain(structured.extract(searched, struct), task, steps=retrain_steps, batch_size=batch_size,
+                                   seed=seed, data=records, progress=progress)
+        report = {"task": task, "ratio": ratio, "method": method, "retained": structured.retained_proportions(struct),
+                  "accounting": struct["accounting"], "search": {k: v for k, v in struct.items() if k != "modules"},
+                  "source": {"checkpoint": str(ckpt), "sha256": _source_sha256(ckpt),
+                             "data": str(data_path) if data_path is not None else f"the world's {task} training split"},
+                  "seconds": time.perf_counter() - t0}
         structured.save_extracted(small, stage)
+        _lay_out_as_source(small, stage)
         write_json(stage / "structure.json", struct)
         write_json(stage / "report.json", report)
+        (stage / README).write_text(_readme("structured", small, out, ckpt))
     return report
 
 # %% ../nbs/50_cli.ipynb #693bc360
@@ -152,8 +328,10 @@ def _common(p: argparse.ArgumentParser):
     "The arguments both commands take: the checkpoint, the output folder, --force, --seed, --batch-size."
     p.add_argument("checkpoint", metavar="CKPT", help=f"a shipped family ({', '.join(sorted(k for k in families.FAMILIES if k != 'generic'))}) "
                    "or a checkpoint directory (ours, or transformers' with its preprocessor_config.json and tokenizer files)")
-    p.add_argument("--out", required=True, default=argparse.SUPPRESS, metavar="OUT", help="the folder to write (required; it must not exist unless --force)")
-    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--out", required=True, default=argparse.SUPPRESS, metavar="OUT",
+                   help="the folder to write (required; it must not exist unless --force; never CKPT itself, inside it or around it)")
+    p.add_argument("--force", action="store_true", help=f"replace OUT if it is a folder vlprune wrote (its {MARKER} lists what "
+                   "it wrote) or an empty one; a folder holding anything else is refused")
     p.add_argument("--seed", type=_count(0), default=0, help="seed of every random choice (batches, captions, method)")
     p.set_defaults(parser=p)
 
@@ -171,29 +349,35 @@ def parser() -> argparse.ArgumentParser:
     S = settings()
     p = sub.add_parser("prune", formatter_class=fmt, help="unstructured pruning (MULTIFLOW and its baselines) of one checkpoint",
                        description="Prune CKPT to a sparsity and write OUT: a transformers checkpoint with the pruned weights "
-                                   "exactly zero, masks.safetensors and report.json.")
+                                   "exactly zero, masks.safetensors, report.json and a README.txt that says how to load it.")
     _common(p)
     p.add_argument("--method", required=True, choices=list(pruning.METHODS), default=need, help="pruning method (required)")
     p.add_argument("--sparsity", required=True, type=_sparsity, default=need, help="share of the prunable weights to prune, in [0, 1) (required)")
-    p.add_argument("--calib", metavar="ANN", help="calibration records: a pretraining or Karpathy JSON file, or an image folder "
-                   "(for an image-only model); default: the generated world's pretraining split")
+    n, bs = S.get("reproduce", "calib_batches", int), S.get("reproduce", "calib_batch_size", int)
+    p.add_argument("--calib", metavar="ANN", help="calibration records: a pretraining JSON ([{image, caption}]), a Karpathy JSON, "
+                   f"or an image folder (for an image-only model), or '{WORLD}' for the generated world's pretraining split. "
+                   f"A calibration reads --calib-batches × --batch-size records (default {n} × {bs} = {n * bs}). Required for "
+                   "a checkpoint of your own (a data-driven method); default for a shipped one: the world's split")
     p.add_argument("--image-root", metavar="DIR", help="the folder the annotation file's image paths are relative to (default: none; needed with a JSON --calib)")
     p.add_argument("--calib-format", choices=["pretrain", "karpathy", "image_folder"], help="format of --calib (default: told from the file)")
     p.add_argument("--calib-split", default="train", help="split of a Karpathy file or of an image folder (root/SPLIT/class/*)")
-    p.add_argument("--calib-batches", type=_count(1), default=S.get("reproduce", "calib_batches", int), help="calibration batches")
-    p.add_argument("--batch-size", type=_count(1), default=S.get("reproduce", "calib_batch_size", int), help="records per calibration batch")
+    p.add_argument("--calib-batches", type=_count(1), default=n, help="calibration batches (× --batch-size = the records needed)")
+    p.add_argument("--batch-size", type=_count(1), default=bs, help="records per calibration batch")
     p.add_argument("--device", default=None, help="torch device of the pruning (default: cuda when available, else cpu)")
     p.add_argument("--option", type=_option, action="append", metavar="KEY=VALUE",
                    help="a method option, repeatable (e.g. --option steps=3 for itersnip; values read as JSON; default: the method's defaults)")
     s = sub.add_parser("structured", formatter_class=fmt, help="structured compression (UPop) of one checkpoint: search, extract, retrain",
                        description="Compress CKPT for one task: search which heads and MLP units to keep, cut them out, retrain, "
-                                   "and write OUT as structured.save_extracted does (reload with structured.load_extracted).")
+                                   "and write OUT laid out as `vlprune prune` writes (reload it with structured.load_extracted; "
+                                   "its README.txt says how).")
     _common(s)
     s.add_argument("--task", required=True, choices=list(tasks.TASKS), default=need, help="the task the search and retraining optimise (required)")
     s.add_argument("--ratio", required=True, type=_ratio, default=need, help="compression ratio of the searched modules, > 1 (required; 2 means 2×)")
     s.add_argument("--method", default="upop", choices=list(structured.METHODS), help="structured method")
-    s.add_argument("--data", metavar="ANN", help="training records: a Karpathy JSON (retrieval, captioning), BLIP's NLVR2 JSON (nlvr) "
-                   "or an image folder (classification); default: the generated world's training split of the task")
+    s.add_argument("--data", metavar="ANN", help="training records: for retrieval and captioning a Karpathy JSON, BLIP's caption "
+                   "list ([{image, caption: [..]}]) or a pretraining JSON ([{image, caption}]); for nlvr BLIP's NLVR2 JSON "
+                   "([{images: [a, b], sentence, label}]); for classification an image folder (ROOT/SPLIT/CLASS/*); "
+                   "default: the generated world's training split of the task")
     s.add_argument("--image-root", metavar="DIR", help="the folder the annotation file's image paths are relative to (default: none; needed with a JSON --data)")
     s.add_argument("--split", default="train", help="split of a Karpathy file or of an image folder")
     s.add_argument("--search-steps", type=_count(1), default=S.get("structured", "search_steps", int), help="optimizer steps of the search")
@@ -204,7 +388,8 @@ def parser() -> argparse.ArgumentParser:
 
 # %% ../nbs/50_cli.ipynb #44f94c87
 def _check_paths(p: argparse.ArgumentParser, a):
-    "Exit 2 naming the argument when the checkpoint, an input file or folder is missing, or OUT exists without --force."
+    """Exit 2 naming the argument when the checkpoint, an input file or folder is missing, a checkpoint of the user's
+    has no --calib for a data-driven method, or OUT cannot be written (`check_output`)."""
     ckpt = Path(a.checkpoint)
     if a.checkpoint in families.FAMILIES and not ckpt.is_dir(): ckpt = families.checkpoint_dir(a.checkpoint)
     if not ckpt.is_dir():
@@ -212,12 +397,18 @@ def _check_paths(p: argparse.ArgumentParser, a):
         p.error(f"argument CKPT: {a.checkpoint!r} is neither a shipped family ({', '.join(shipped)}) nor a checkpoint directory")
     if not (ckpt / "config.json").is_file(): p.error(f"argument CKPT: {ckpt} has no config.json, so it is no checkpoint")
     name, path = ("--calib", a.calib) if a.command == "prune" else ("--data", a.data)
+    if a.command == "prune" and path == WORLD: path = None
+    if a.command == "prune" and a.calib is None and a.method in pruning.METHODS and pruning.METHODS[a.method].data:
+        try: calibration_source(ckpt, None)
+        except ValueError as e: p.error(f"argument --calib: {e}")
     if path is not None and not Path(path).exists(): p.error(f"argument {name}: {path} does not exist")
     if path is not None and Path(path).is_file() and a.image_root is None: p.error(f"argument --image-root: needed with the annotation file {name} {path}")
     if a.image_root is not None and not Path(a.image_root).is_dir(): p.error(f"argument --image-root: {a.image_root} is not a directory")
     if a.command == "structured" and a.data is not None and a.task not in TASK_FORMATS:
         p.error(f"argument --data: not supported for task {a.task!r} on the command line; its tasks: {list(TASK_FORMATS)}")
-    if Path(a.out).exists() and not a.force: p.error(f"argument --out: {a.out} exists; pass --force to replace it")
+    try: check_output(a.out, a.force, source=ckpt, need_bytes=_bytes(ckpt))
+    except FileExistsError: p.error(f"argument --out: {a.out} exists; pass --force to replace it")
+    except ValueError as e: p.error(f"argument --out: {e}")
 
 def _check_prune(p: argparse.ArgumentParser, a) -> dict:
     "The method's options after checking them and the device; exit 2 naming the argument otherwise."
@@ -239,6 +430,15 @@ def main(argv=None) -> int:
     a = top.parse_args(argv)
     sub = a.parser                                          # the subcommand's parser, for its errors
     _check_paths(sub, a)
+    with interrupts():                                      # SIGTERM, like Ctrl-C, cleans up and says so
+        try: return _run_command(sub, a)
+        except KeyboardInterrupt as e:
+            print(f"vlprune {a.command}: interrupted by {e if hasattr(e, 'signum') else 'SIGINT'}; nothing was written to "
+                  f"{a.out}, and what was there is untouched", file=sys.stderr)
+            return exit_code(e)
+
+def _run_command(sub: argparse.ArgumentParser, a) -> int:
+    "The body of `main` after the arguments are checked: run the subcommand, print its summary; 1 with the library's message on a failure."
     try:
         if a.command == "prune":
             options = _check_prune(sub, a)
@@ -249,7 +449,10 @@ def main(argv=None) -> int:
             report = compress_checkpoint(a.checkpoint, a.out, a.task, a.ratio, a.method, a.data, a.image_root, a.split,
                                          a.search_steps, a.retrain_steps, a.batch_size, a.seed, a.force)
             summary = {"out": a.out, **report["accounting"]}
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
+    except (ValueError, FileNotFoundError, FileExistsError, Busy) as e:
         print(f"vlprune {a.command}: error: {e}", file=sys.stderr); return 1
     print(json.dumps({**summary, "seconds": round(report["seconds"], 1)}))
     return 0
+
+# %% ../nbs/50_cli.ipynb #mainguard
+if __name__ == "__main__" and "__file__" in globals(): sys.exit(main())

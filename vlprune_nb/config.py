@@ -17,8 +17,9 @@ import torch
 __all__ = ['THREADS_ENV', 'MULTITHREAD_PARAMS', 'KERNEL_VARS', 'PROGRESS_MODES', 'settings_path', 'Settings', 'settings',
            'seed_everything', 'default_device', 'available_devices', 'check_device', 'busy_cpus', 'usable_cpus',
            'torch_threads', 'cpu_name', 'machine_fingerprint', 'atomic_write', 'write_json', 'read_json', 'sha256',
-           'in_kernel', 'progress_mode', 'TerminalBar', 'SinkBar', 'progress_to', 'progress', 'assigned_names',
-           'unknown_parameters', 'check_notebook_parameters', 'ParameterError', 'parameter_errors']
+           'Busy', 'file_lock', 'is_locked', 'Interrupted', 'interrupts', 'exit_code', 'in_kernel', 'progress_mode',
+           'TerminalBar', 'SinkBar', 'progress_to', 'progress', 'assigned_names', 'unknown_parameters',
+           'check_notebook_parameters', 'ParameterError', 'parameter_errors']
 
 # %% ../nbs/00_config.ipynb #c004
 def settings_path() -> Path:
@@ -194,6 +195,74 @@ def sha256(path) -> str:
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""): h.update(chunk)
     return h.hexdigest()
+
+# %% ../nbs/00_config.ipynb #c012m
+import contextlib as _contextlib, fcntl, signal, threading
+
+class Busy(RuntimeError):
+    "A lock that another live process holds: `path`, and `holder`, the pid it wrote there (None if unreadable)."
+    def __init__(self, path, holder: int | None):
+        self.path, self.holder = Path(path), holder
+        super().__init__(f"{path} is locked by process {holder if holder is not None else '(unknown)'}")
+
+def _pid_in(fd) -> int | None:
+    "The pid written at the start of the open file `fd`, or None."
+    try: return int(os.pread(fd, 32, 0).split()[0])
+    except (OSError, ValueError, IndexError): return None
+
+@_contextlib.contextmanager
+def file_lock(path, blocking: bool = True):
+    """An exclusive lock on the file `path` (created, this process's pid written in it) for the block, the file
+    removed after; `blocking=False`: raise `Busy` at once when another process holds it. A lock whose holder died
+    is free (the kernel releases it), so its leftover file is taken over."""
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try: fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            holder = _pid_in(fd); os.close(fd); raise Busy(path, holder) from None
+        except BaseException: os.close(fd); raise
+        try: st = os.stat(path)
+        except FileNotFoundError: st = None
+        mine = os.fstat(fd)
+        if st is not None and (st.st_ino, st.st_dev) == (mine.st_ino, mine.st_dev): break
+        os.close(fd)                                    # the holder removed it while we waited: lock the file there now
+    try:
+        os.ftruncate(fd, 0); os.write(fd, f"{os.getpid()}\n".encode())
+        yield path
+    finally:
+        with _contextlib.suppress(FileNotFoundError): os.unlink(path)      # still ours: every taker checks the path
+        os.close(fd)                                                        # and this releases the lock
+
+def is_locked(path) -> bool:
+    "Whether a live process holds `file_lock(path)` now (without taking it: a free lock file is left as it is)."
+    try: fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError: return False
+    try: fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB); return False
+    except BlockingIOError: return True
+    finally: os.close(fd)
+
+class Interrupted(KeyboardInterrupt):
+    "SIGINT or SIGTERM arrived inside `interrupts()`; `signum` says which."
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)
+
+def _raise_interrupted(signum, frame): raise Interrupted(signum)
+
+@_contextlib.contextmanager
+def interrupts():
+    """Inside the block SIGINT and SIGTERM raise `Interrupted`, so `finally` blocks clean up after either (in the main
+    thread; elsewhere, where Python cannot set handlers, the block runs unchanged). The old handlers come back after."""
+    if threading.current_thread() is not threading.main_thread(): yield; return
+    old = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
+    try: yield
+    finally:
+        for s, h in old.items(): signal.signal(s, h)
+
+def exit_code(e: BaseException) -> int:
+    "The shell's exit status of a process ended by interrupt `e`: 128 + the signal's number (130 for Ctrl-C)."
+    return 128 + getattr(e, "signum", signal.SIGINT)
 
 # %% ../nbs/00_config.ipynb #p0a2
 import contextlib, contextvars, io, sys

@@ -26,8 +26,9 @@ __all__ = ['SHAPES', 'COLOURS', 'SIZES', 'ROWS', 'COLS', 'NUMBER_WORDS', 'CLASSE
            'position_name', 'Obj', 'sample_scene', 'render', 'caption_pool', 'describe', 'ask', 'normalize_vqa_answer',
            'vqa_score', 'nlvr_statement', 'build_tokenizer', 'load_tokenizer', 'enc_token_id', 'world_root',
            'generate_world', 'read_pretrain', 'read_karpathy', 'read_vqa', 'read_nlvr', 'read_image_folder',
-           'load_image', 'load_images', 'read_image', 'Processor', 'checkpoint_processor', 'augment', 'world_items',
-           'calibration_batches', 'Records', 'detect_format', 'read_records']
+           'check_image', 'load_image', 'load_images', 'read_image', 'Processor', 'checkpoint_processor', 'augment',
+           'world_items', 'calibration_indices', 'check_calibration_images', 'calibration_batches', 'Records',
+           'detect_format', 'read_records']
 
 # %% ../nbs/01_data.ipynb #c002b
 def _allowed(kind: str, min=None, above=None, below=None, allow_none: bool = False) -> str:
@@ -531,10 +532,28 @@ def read_image_folder(root, split: str) -> tuple[list[dict], list[str]]:
 # %% ../nbs/01_data.ipynb #c029
 _IMAGE_CACHE: dict = {}
 
+def check_image(path, max_pixels: int | None = None) -> tuple[int, int]:
+    """(width, height) of image file `path`, read from its header only; a ValueError naming the file when it is
+    missing, unreadable or has more than `max_pixels` pixels (None: PIL's `Image.MAX_IMAGE_PIXELS`, about 89 M)."""
+    import warnings
+    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None         # read the size, whatever it is; judged below
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im: w, h = im.size
+    except (FileNotFoundError, OSError) as e: raise FileNotFoundError(f"cannot read image {path}: {e}") from None
+    finally: Image.MAX_IMAGE_PIXELS = saved
+    if limit is not None and w * h > limit:
+        raise ValueError(f"image {path} is {w}×{h} = {w * h:,} pixels, above the limit of {limit:,} (PIL.Image.MAX_IMAGE_PIXELS); "
+                         f"shrink it, leave it out, or raise the limit if you trust the file")
+    return w, h
+
 def load_image(path, size: int) -> torch.Tensor:
-    "A (3, size, size) uint8 tensor; the error names the path when the file is missing or unreadable."
+    "A (3, size, size) uint8 tensor; the error names the path when the file is missing or unreadable (or too large: `check_image`)."
     key = (str(path), size)
     if key not in _IMAGE_CACHE:
+        check_image(path)
         try:
             with Image.open(path) as im:
                 im = im.convert("RGB")
@@ -550,6 +569,7 @@ def load_images(paths, size: int) -> torch.Tensor:
 
 def read_image(path) -> torch.Tensor:
     "The image file `path` as stored, a (3, H, W) uint8 tensor (not cached: photographs are large); the error names the path."
+    check_image(path)
     try:
         with Image.open(path) as im: return torch.from_numpy(np.asarray(im.convert("RGB")).copy()).permute(2, 0, 1)
     except (FileNotFoundError, OSError) as e:
@@ -657,6 +677,16 @@ def _check_records(records, source: str, image_only: bool, num_labels: int | Non
                              f"calibrates on image–caption records (pretraining JSON, Karpathy), not on an image folder")
     return records
 
+def calibration_indices(n_items: int, n_batches: int, batch_size: int, seed: int) -> list[int]:
+    "Which of `n_items` records the calibration batches take, in order (what `calibration_batches` reads, before it reads it)."
+    return torch.randperm(n_items, generator=torch.Generator().manual_seed(seed))[: n_batches * batch_size].tolist()
+
+def check_calibration_images(records, n_batches: int, batch_size: int, seed: int = 0, max_pixels: int | None = None) -> list:
+    """`records` after checking, from their headers, the images the calibration will read (`check_image`: each exists,
+    is readable, is not larger than `max_pixels`), so that a bad file stops the run before any model loads."""
+    for i in calibration_indices(len(records), n_batches, batch_size, seed): check_image(records[i]["image"], max_pixels)
+    return records
+
 def calibration_batches(model_or_family, n_batches: int, batch_size: int = 32, seed: int = 0, progress: bool = False,
                         *, data: list[dict] | None = None) -> list[dict]:
     """`n_batches` batches ready for the family's calibration forward (same seed, same batches; `progress`: a bar).
@@ -673,8 +703,7 @@ def calibration_batches(model_or_family, n_batches: int, batch_size: int = 32, s
     source = getattr(data, "source", "data")
     if data is None: items, source = world_items("classification" if image_only else "pretrain"), "the split"
     else: items = _check_records(data, source, image_only, getattr(getattr(model_or_family, "config", None), "num_labels", None))
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.randperm(len(items), generator=g)[: n_batches * batch_size].tolist()
+    idx = calibration_indices(len(items), n_batches, batch_size, seed)
     if len(idx) < n_batches * batch_size:
         raise ValueError(f"{n_batches} batches of {batch_size} need {n_batches * batch_size} records; {source} has {len(items)}")
     missing = next((i for i in idx if not Path(items[i]["image"]).is_file()), None)

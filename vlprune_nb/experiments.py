@@ -27,8 +27,9 @@ __all__ = ['NUMBER', 'RECORD_KINDS', 'PRUNE_KEYS', 'CAPABILITIES', 'BENCHMARK_ME
            'checkpoint_id', 'checkpoint_params', 'run_config', 'config_hash', 'run_key', 'environment', 'results_dir',
            'record_path', 'record_kind', 'check_record', 'scan_store', 'is_done', 'load_records', 'prune_config',
            'prune_key', 'fine_tuned_from', 'kernel_env', 'pruned_state', 'mask_layers', 'prune_info',
-           'save_file_atomic', 'ran_modules', 'task_sparsity', 'run', 'dense_config_for', 'dense_metrics_for',
-           'layer_sparsity', 'grid', 'sweep', 'grid_cli', 'same_budget', 'mean_sd', 'mean_std', 'table']
+           'save_file_atomic', 'ran_modules', 'task_sparsity', 'run', 'RecordBusy', 'lock_path', 'claim',
+           'check_results_dir', 'dense_config_for', 'dense_metrics_for', 'layer_sparsity', 'grid', 'sweep', 'grid_cli',
+           'same_budget', 'mean_sd', 'mean_std', 'table']
 
 # %% ../nbs/30_experiments.ipynb #c004
 def checkpoint_sha256(family: str) -> str:
@@ -227,14 +228,7 @@ def prune_key(cfg: dict) -> str:
     pc = prune_config(cfg)
     return f"{pc['family']}_{pc['method']}_{pc['sparsity']:g}_{config_hash(pc)}"
 
-@contextlib.contextmanager
-def _locked(path: Path):
-    "An exclusive advisory lock on `path` (created if needed) for the duration of the block."
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try: yield
-        finally: fcntl.flock(f, fcntl.LOCK_UN)
+from .config import file_lock      # one pruning configuration at a time; its lock file removed after
 
 def fine_tuned_from(masks_file: str, masks_sha256: str, out_dir=None) -> dict[str, dict]:
     """The store's records (file name → record) that were fine-tuned from masks `masks_file` with sha256 `masks_sha256`
@@ -285,7 +279,7 @@ def pruned_state(model, cfg: dict, out_dir=None, progress: bool = False) -> dict
     from vlprune_nb.masks import save_masks, load_masks
     d, key = results_dir(out_dir) / "masks", prune_key(cfg)
     mfile, wfile, info_file = d / f"{key}.safetensors", d / f"{key}.weights.safetensors", d / f"{key}.json"
-    with _locked(d / f".{key}.lock"):
+    with file_lock(d / f".{key}.lock"):                  # removed after, unlike the bare flock it replaces
         try: info = read_json(info_file) if info_file.is_file() else None
         except ValueError: info = None                                  # truncated by a kill: prune again
         if info is None or not mfile.is_file() or sha256(mfile) != info["masks_sha256"]:
@@ -370,13 +364,17 @@ def task_sparsity(model, tm, masks: dict, task: str) -> dict:
 
 # %% ../nbs/30_experiments.ipynb #c013
 def run(cfg: dict, out_dir=None, progress: bool = True, force: bool = False) -> dict:
-    "Run one configuration (see `run_config`) unless its record exists, with the torch threads it names; return the record."
+    """Run one configuration (see `run_config`) unless its record exists, with the torch threads it names; return the
+    record. The configuration is claimed first (`claim`): `RecordBusy` when another process is running it."""
     path = record_path(cfg, out_dir)
     if not force and is_done(cfg, out_dir): return read_json(path)
-    saved = torch.get_num_threads()
-    torch.set_num_threads(cfg.get("threads", 1))
-    try: return _run(cfg, path, out_dir, progress)
-    finally: torch.set_num_threads(saved)
+    check_results_dir(out_dir)
+    with claim(cfg, out_dir):
+        if not force and is_done(cfg, out_dir): return read_json(path)          # finished by another while we looked
+        saved = torch.get_num_threads()
+        torch.set_num_threads(cfg.get("threads", 1))
+        try: return _run(cfg, path, out_dir, progress)
+        finally: torch.set_num_threads(saved)
 
 def _run(cfg, path, out_dir, progress) -> dict:
     "The body of `run`: prune, fine-tune, evaluate, write the record to `path`."
@@ -404,6 +402,40 @@ def _run(cfg, path, out_dir, progress) -> dict:
               "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
     write_json(path, record)
     return record
+
+# %% ../nbs/30_experiments.ipynb #c013m
+import signal, sys, tempfile, threading
+from .config import file_lock, is_locked, Busy, Interrupted, interrupts, exit_code
+
+class RecordBusy(RuntimeError):
+    "Another live process is running this configuration (it holds the record's lock)."
+
+def lock_path(cfg: dict, out_dir=None) -> Path:
+    "The lock file of `cfg`'s record: `.<key>.lock` beside it (scan_store reads only `*.json`)."
+    return results_dir(out_dir) / f".{run_key(cfg)}.lock"
+
+@contextlib.contextmanager
+def claim(cfg: dict, out_dir=None):
+    "Hold `cfg`'s record lock for the block; `RecordBusy` naming the holder when another process holds it."
+    try: lock = file_lock(lock_path(cfg, out_dir), blocking=False); lock.__enter__()
+    except Busy as e:
+        raise RecordBusy(f"{run_key(cfg)} is being run by process {e.holder} (it holds {e.path}); a sweep comes back to it, "
+                         f"a single run can wait for it") from None
+    try: yield
+    finally: lock.__exit__(None, None, None)
+
+def check_results_dir(out_dir=None) -> Path:
+    "The store's folder (created if needed) when records can be written there, else a ValueError naming it and why."
+    d = results_dir(out_dir)
+    if d.exists() and not d.is_dir(): raise ValueError(f"results store {d} is a file, not a folder; pass another out_dir (--out-dir)")
+    base = d.absolute()
+    while not base.exists(): base = base.parent
+    if not base.is_dir(): raise ValueError(f"results store {d}: {base} is a file, not a folder; pass another out_dir (--out-dir)")
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=d).close()
+    except OSError as e: raise ValueError(f"results store {d} cannot be written: {e.strerror}; pass another out_dir (--out-dir)") from None
+    return d
 
 # %% ../nbs/30_experiments.ipynb #bdbe3f38
 def dense_config_for(cfg: dict) -> dict:
@@ -442,13 +474,73 @@ def grid(families_=("blip", "xvlm"), methods=BENCHMARK_METHODS, sparsities=None,
              for t in tasks_]
     return cfgs
 
-def _one_thread():
-    "Worker initialiser: one torch thread per process (processes, not threads, share the cores)."
-    torch.set_num_threads(1)
+_IN_TASK = False                        # in a sweep's worker: whether it is running a configuration now
 
-def _run_quiet(cfg: dict, out_dir) -> str:
-    "Run `cfg` in a worker; return its key (records are read back from the store)."
-    run(cfg, out_dir, progress=False); return run_key(cfg)
+def _worker_init(parent: int):
+    """Worker initialiser: one torch thread (processes, not threads, share the cores); a process group of its own, so
+    that the parent alone decides on Ctrl-C and can stop the worker with all it started (METEOR's java); on Linux
+    SIGTERM when the parent dies, however it dies (`prctl(PR_SET_PDEATHSIG)`), which ends the worker's group."""
+    torch.set_num_threads(1)
+    os.setpgrp()
+    if sys.platform.startswith("linux"):
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)             # 1: PR_SET_PDEATHSIG
+    if os.getppid() != parent: _end_group()                                    # the parent died before prctl
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _worker_stop)
+
+def _worker_stop(signum, frame):
+    "A worker's SIGTERM: inside a run, raise so its clean-up runs (locks, temporary files, java), then `_end_group`; idle, end now."
+    if _IN_TASK: raise Interrupted(signum)
+    _end_group()
+
+def _end_group():
+    "End this worker and everything in its process group (METEOR's java) at once."
+    if os.getpgrp() == os.getpid(): os.killpg(os.getpid(), signal.SIGKILL)
+    os._exit(1)
+
+def _run_quiet(cfg: dict, out_dir) -> tuple[str, str]:
+    "Run `cfg` in a worker: (its key, 'done' or 'busy': another process runs it); records are read back from the store."
+    global _IN_TASK
+    _IN_TASK = True
+    try: run(cfg, out_dir, progress=False); return run_key(cfg), "done"
+    except RecordBusy: return run_key(cfg), "busy"
+    except Interrupted: _end_group()
+    finally: _IN_TASK = False
+
+def _stop_workers(procs, grace: float = 10.0):
+    """Stop pool workers `procs` and their process groups: SIGTERM (each cleans up and ends its group), then after
+    `grace` seconds SIGKILL to whatever is left of each group. Signals are ignored meanwhile, so a second Ctrl-C
+    cannot cut the clean-up short."""
+    import contextlib as cl
+    main = threading.current_thread() is threading.main_thread()
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
+    try:
+        for p in procs:
+            with cl.suppress(ProcessLookupError): os.kill(p.pid, signal.SIGTERM)
+        end = time.time() + grace
+        for p in procs: p.join(max(0.0, end - time.time()))
+        for p in procs:
+            with cl.suppress(ProcessLookupError, PermissionError): os.killpg(p.pid, signal.SIGKILL)
+        for p in procs: p.join(5)
+    finally:
+        for s, h in old.items(): signal.signal(s, h)
+
+def _interrupt_report(cfgs: list[dict], out_dir, e: BaseException) -> str:
+    "What a sweep stopped by `e` says: which configurations are in the store and which are not, and how to resume."
+    done = [run_key(c) for c in cfgs if is_done(c, out_dir)]
+    left = [run_key(c) for c in cfgs if not is_done(c, out_dir)]
+    name = str(e) if isinstance(e, Interrupted) else "SIGINT"
+    return (f"sweep interrupted by {name}: {len(done)} of {len(cfgs)} configurations are in the store"
+            f"{' (' + ', '.join(done) + ')' if done else ''}; {len(left)} are not{' (' + ', '.join(left) + ')' if left else ''}. "
+            f"Every worker and what it started were stopped; run the same sweep again to resume.")
+
+def _wait_for_others(cfgs: list[dict], out_dir, poll: float = 2.0) -> list[dict]:
+    "Wait until one of `cfgs` (each run by another process) is done or its holder gone; those not done."
+    while True:
+        left = [c for c in cfgs if not is_done(c, out_dir)]
+        if len(left) < len(cfgs) or any(not is_locked(lock_path(c, out_dir)) for c in left): return left
+        time.sleep(poll)
 
 def _wait(futures):
     "Yield futures as they finish: `concurrent.futures` ones via as_completed, others (e.g. submitit jobs) by polling."
@@ -462,33 +554,63 @@ def _wait(futures):
 
 def sweep(cfgs: list[dict], out_dir=None, progress: bool = True, workers: int = 1, executor=None) -> list[dict]:
     """Run every configuration whose record is not yet in the store, `workers` local processes at a time (or through
-    `executor`, any `concurrent.futures`-style executor); tqdm over runs with an ETA. Returns the records, in order."""
+    `executor`, any `concurrent.futures`-style executor); tqdm over runs with an ETA. Returns the records, in order.
+    Configurations another process is running are left to it and waited for. Ctrl-C or SIGTERM stops every worker
+    and what it started, says on stderr which configurations are in the store, and raises `KeyboardInterrupt`."""
     cfgs = list({run_key(c): c for c in cfgs}.values())                            # duplicates run once
+    check_results_dir(out_dir)
+    with interrupts():
+        try: return _sweep(cfgs, out_dir, progress, workers, executor)
+        except KeyboardInterrupt as e:
+            print(_interrupt_report(cfgs, out_dir, e), file=sys.stderr); raise
+
+def _sweep(cfgs, out_dir, progress, workers, executor) -> list[dict]:
+    "The body of `sweep`: rounds over the configurations not in the store, until none is left to another process."
     todo = [c for c in cfgs if not is_done(c, out_dir)]
     bar = tqdm(total=len(cfgs), initial=len(cfgs) - len(todo), desc="sweep", disable=not progress)
-    failed = []
-    if executor is None and workers <= 1:
-        for c in todo:
-            bar.set_postfix_str(run_key(c))
-            try: run(c, out_dir, progress=False)
-            except Exception as e: failed.append((run_key(c), repr(e)))
-            bar.update()
-    else:
-        own = executor is None
-        if own: executor = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                                                  initializer=_one_thread)
-        try:
-            futures = {executor.submit(_run_quiet, c, out_dir): run_key(c) for c in todo}
-            for f in _wait(list(futures)):
-                try: bar.set_postfix_str(f.result())
-                except Exception as e: failed.append((futures[f], repr(e)))
-                bar.update()
-        finally:
-            if own: executor.shutdown(cancel_futures=True)
+    failed, n_todo = [], len(todo)
+    while todo:
+        busy = (_run_here if executor is None and workers <= 1 else _run_pool)(todo, out_dir, workers, executor, bar, failed)
+        if not busy: break
+        todo = _wait_for_others(busy, out_dir)
+        bar.update(len(busy) - len(todo))
     bar.close()
-    if failed: raise RuntimeError(f"{len(failed)} of {len(todo)} runs failed (the others are in the store): " +
+    if failed: raise RuntimeError(f"{len(failed)} of {n_todo} runs failed (the others are in the store): " +
                                   "; ".join(f"{k}: {e}" for k, e in failed))
     return [read_json(record_path(c, out_dir)) for c in cfgs]
+
+def _run_here(todo, out_dir, workers, executor, bar, failed) -> list[dict]:
+    "Run `todo` in this process, one after the other; the configurations another process holds."
+    busy = []
+    for c in todo:
+        bar.set_postfix_str(run_key(c))
+        try: run(c, out_dir, progress=False)
+        except RecordBusy: busy.append(c); continue
+        except Exception as e: failed.append((run_key(c), repr(e)))
+        bar.update()
+    return busy
+
+def _run_pool(todo, out_dir, workers, executor, bar, failed) -> list[dict]:
+    "Run `todo` on `executor` (None: `workers` local processes, stopped with their children on any interrupt); those another process holds."
+    own, before, busy = executor is None, set(multiprocessing.active_children()), []
+    if own: executor = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                                              initializer=_worker_init, initargs=(os.getpid(),))
+    futures = {}
+    try:
+        futures = {executor.submit(_run_quiet, c, out_dir): c for c in todo}
+        for f in _wait(list(futures)):
+            try: key, state = f.result()
+            except Exception as e: failed.append((run_key(futures[f]), repr(e))); bar.update(); continue
+            if state == "busy": busy.append(futures[f]); continue
+            bar.set_postfix_str(key); bar.update()
+    except BaseException:
+        for f in futures: f.cancel()
+        if own:
+            _stop_workers([p for p in multiprocessing.active_children() if p not in before])
+            executor.shutdown(wait=False, cancel_futures=True)
+        raise
+    if own: executor.shutdown(cancel_futures=True)
+    return busy
 
 # %% ../nbs/30_experiments.ipynb #c019
 def grid_cli(argv=None):
@@ -512,9 +634,14 @@ def grid_cli(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if not argv: p.print_help(); return
     a = p.parse_args(argv)
+    if a.workers < 1: p.error(f"argument --workers: must be >= 1, got {a.workers}")
+    try: check_results_dir(a.out_dir)
+    except ValueError as e: p.error(f"argument --out-dir: {e}")
     cfgs = grid(a.families, a.methods, a.sparsities, a.tasks, seeds=a.seeds, finetune_steps=a.finetune_steps,
                 eval_limit=a.eval_limit, itm_k=a.itm_k)
-    for r in sweep(cfgs, a.out_dir, workers=a.workers):
+    try: records = sweep(cfgs, a.out_dir, workers=a.workers)
+    except KeyboardInterrupt as e: sys.exit(exit_code(e))               # sweep said what finished and what did not
+    for r in records:
         print(json.dumps({"key": r["key"], **{k: v for k, v in r["metrics"].items() if k not in ("n", "eval_s")}}))
 
 # %% ../nbs/30_experiments.ipynb #c021

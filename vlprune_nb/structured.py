@@ -449,7 +449,8 @@ def load_extracted(path) -> nn.Module:
     model.eval()
     model.config.vlprune_family = man["family"]
     if man.get("task"): model.vlprune_task = man["task"]
-    tok = load_tokenizer(path / "tokenizer") if (path / "tokenizer").is_dir() else None
+    tok_dir = path / "tokenizer" if (path / "tokenizer").is_dir() else path       # ours, or laid out as transformers does
+    tok = load_tokenizer(tok_dir) if (tok_dir / "tokenizer_config.json").is_file() else None
     if man.get("processor"): model.processor = Processor(tokenizer=tok, **man["processor"])
     model.vlprune_structure = {k: v for k, v in man.items() if k not in ("class", "family", "task", "processor")}
     return model

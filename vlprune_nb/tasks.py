@@ -223,6 +223,15 @@ def _spice_unavailable() -> str | None:
                 "(run pycocoevalcap/spice/get_stanford_models.py where the network allows)")
     return None
 
+def _meteor_score(meteor, gts: dict, res: dict) -> float:
+    """METEOR of pycocoevalcap's `meteor` (its java process), which is closed whatever happens: an interrupt
+    (Ctrl-C, SIGTERM) inside `compute_score` leaves its lock held, and the wrapper's `__del__` would then wait for
+    that lock forever at exit, with java a zombie; here java is killed, reaped and the lock released first."""
+    try: return meteor.compute_score(gts, res)[0]
+    finally:
+        meteor.meteor_p.kill(); meteor.meteor_p.wait()
+        if meteor.lock.locked(): meteor.lock.release()
+
 def caption_metrics(preds: dict, refs: dict) -> dict:
     """pycocoevalcap BLEU@1-4, METEOR, ROUGE-L, CIDEr (and SPICE where available), in %, of {id: caption} vs {id: [refs]}.
 
@@ -250,7 +259,7 @@ def caption_metrics(preds: dict, refs: dict) -> dict:
         if said: print("\n".join(said), file=sys.stderr)
         if sum(map(len, gts.values())) != n_gts or len(res) != n_res or set(gts) != set(res):
             raise RuntimeError("pycocoevalcap's PTBTokenizer (java) lost captions" + (": " + "\n".join(said) if said else ""))
-        out["METEOR"] = round(100 * Meteor().compute_score(gts, res)[0], 2)
+        out["METEOR"] = round(100 * _meteor_score(Meteor(), gts, res), 2)
     else:
         gts = {i: [c["caption"].lower() for c in v] for i, v in gts.items()}
         res = {i: [c["caption"].lower() for c in v] for i, v in res.items()}
