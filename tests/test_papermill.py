@@ -24,7 +24,7 @@ def test_main_job_small(root, tmp_path):
     assert rec["params"]["prunable"] == n
     assert rec["sparsity"]["overall"] == math.floor(0.75 * n) / n          # exactly floor(s·N) pruned
     assert rec["config"]["method"] == "multiflow" and rec["metrics"]["n"] == 20 and rec["masks_sha256"]
-    assert (tmp_path / "figs" / "run_blip_multiflow_0.75_retrieval.png").stat().st_size > 1000
+    assert (tmp_path / "figs" / "run_blip_multiflow_0.75_retrieval_s0_2steps_n20.png").stat().st_size > 1000
     # progress: one final line per bar in the saved notebook (the bars themselves went to the terminal), no widgets
     out = json.loads((tmp_path / "out.ipynb").read_text())
     outputs = [o for c in out["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
@@ -32,16 +32,27 @@ def test_main_job_small(root, tmp_path):
     assert bars and all(t.endswith("\n") and "\r" not in t for t in bars), bars
     assert any(t.startswith("finetune retrieval: 100%") for t in bars) and any(t.startswith("calibration batches: 100%") for t in bars)
     assert not any("IProgress" in "".join(o.get("text", "")) for o in outputs) and "widgets" not in out["metadata"]
-    # a second run of the same configuration reads the record instead of recomputing it
+    first_line = lambda nb: next(o for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"]
+                                 if o.get("name") == "stdout")["text"][0]
+    assert first_line(out).startswith(f"Computing {rec_file.stem} into {tmp_path / 'results'}"), first_line(out)
+    shown = [o for c in out["cells"] if c["cell_type"] == "code" for o in c["outputs"] if "text/markdown" in o.get("data", {})]
+    assert "".join(shown[0]["data"]["text/markdown"]).startswith("The shipped store has no record"), shown
+    # asked again, the job computes again (the record is rewritten); with reuse it shows the record and says so first
     before = rec_file.stat().st_mtime_ns
     execute(root, "run.ipynb", tmp_path / "out2.ipynb", **params)
+    assert rec_file.stat().st_mtime_ns != before and read_json(rec_file)["metrics"] == rec["metrics"]
+    before = rec_file.stat().st_mtime_ns
+    execute(root, "run.ipynb", tmp_path / "out3.ipynb", reuse=True, **params)
     assert rec_file.stat().st_mtime_ns == before
+    assert first_line(json.loads((tmp_path / "out3.ipynb").read_text())).startswith(f"REUSING the record {rec_file}")
 
 @pytest.mark.parametrize("bad, message", [(dict(sparsity=1.0), "sparsity must be a finite number >= 0 and < 1, got 1.0"), (dict(method="magic"), "method='magic'"),
                                           (dict(task="classification"), "task='classification'"), (dict(family="gpt"), "family='gpt'"),
                                           (dict(methd="omp"), "unknown parameter 'methd': this notebook declares family, method"),
                                           (dict(eval_limit=-995), "eval_limit"), (dict(seed="a"), "seed"),
-                                          (dict(itm_k=-1), "itm_k"), (dict(calib_batches=0), "calib_batches")])
+                                          (dict(itm_k=-1), "itm_k"), (dict(calib_batches=0), "calib_batches"),
+                                          (dict(family="deit", task="classification"),
+                                           "family='deit' is a family without a shipped checkpoint; allowed: ")])
 def test_main_job_bad_parameters_stop_at_the_first_cell(root, tmp_path, bad, message):
     with pytest.raises(pm.PapermillExecutionError, match=message):
         execute(root, "run.ipynb", tmp_path / "out.ipynb", out_dir=str(tmp_path / "results"), **bad)
@@ -49,6 +60,8 @@ def test_main_job_bad_parameters_stop_at_the_first_cell(root, tmp_path, bad, mes
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     failed = [i for i, c in enumerate(code) if any(o.get("output_type") == "error" for o in c["outputs"])]
     assert failed == [2]                                   # papermill's injected parameters, ours, then the check
+    error = next(o for o in code[2]["outputs"] if o.get("output_type") == "error")
+    assert len(error["traceback"]) == 1 and error["traceback"][0].startswith("ParameterError: ") and message in error["traceback"][0]
     assert not (tmp_path / "results").exists()             # nothing written
 
 def test_pretrain_notebook_small(root, tmp_path):

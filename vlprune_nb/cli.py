@@ -15,7 +15,7 @@ import torch
 
 from .config import settings, write_json, read_json, default_device, file_lock, Busy, interrupts, exit_code
 from . import __version__, data, families, masks as _masks, pruning, structured, tasks
-from .experiments import grid_cli
+from .experiments import grid_cli, shipped_families
 
 # %% auto #0
 __all__ = ['MARKER', 'README', 'RENAME_NOREPLACE', 'RENAME_EXCHANGE', 'WORLD', 'TASK_FORMATS', 'OutputBusy', 'check_output',
@@ -326,7 +326,7 @@ def _count(minimum: int):
 
 def _common(p: argparse.ArgumentParser):
     "The arguments both commands take: the checkpoint, the output folder, --force, --seed, --batch-size."
-    p.add_argument("checkpoint", metavar="CKPT", help=f"a shipped family ({', '.join(sorted(k for k in families.FAMILIES if k != 'generic'))}) "
+    p.add_argument("checkpoint", metavar="CKPT", help=f"a shipped family ({', '.join(shipped_families())}) "
                    "or a checkpoint directory (ours, or transformers' with its preprocessor_config.json and tokenizer files)")
     p.add_argument("--out", required=True, default=argparse.SUPPRESS, metavar="OUT",
                    help="the folder to write (required; it must not exist unless --force; never CKPT itself, inside it or around it)")
@@ -393,8 +393,7 @@ def _check_paths(p: argparse.ArgumentParser, a):
     ckpt = Path(a.checkpoint)
     if a.checkpoint in families.FAMILIES and not ckpt.is_dir(): ckpt = families.checkpoint_dir(a.checkpoint)
     if not ckpt.is_dir():
-        shipped = sorted(k for k in families.FAMILIES if families.checkpoint_dir(k).is_dir())
-        p.error(f"argument CKPT: {a.checkpoint!r} is neither a shipped family ({', '.join(shipped)}) nor a checkpoint directory")
+        p.error(f"argument CKPT: {a.checkpoint!r} is neither a shipped family ({', '.join(shipped_families())}) nor a checkpoint directory")
     if not (ckpt / "config.json").is_file(): p.error(f"argument CKPT: {ckpt} has no config.json, so it is no checkpoint")
     name, path = ("--calib", a.calib) if a.command == "prune" else ("--data", a.data)
     if a.command == "prune" and path == WORLD: path = None

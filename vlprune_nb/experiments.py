@@ -17,19 +17,21 @@ from .config import progress as tqdm    # a widget in a notebook frontend, the t
 
 from safetensors.torch import save_file, load_file
 
-from .config import settings, read_json, write_json, sha256, seed_everything, atomic_write, KERNEL_VARS
+from .config import settings, read_json, write_json, sha256, seed_everything, atomic_write, machine_fingerprint
 from .pruning import PruneResult, prune, METHODS
 from .data import calibration_batches, check_int, check_float
 from . import families, tasks
 
 # %% auto #0
-__all__ = ['NUMBER', 'RECORD_KINDS', 'PRUNE_KEYS', 'CAPABILITIES', 'BENCHMARK_METHODS', 'TABLE_VARIES', 'checkpoint_sha256',
-           'checkpoint_id', 'checkpoint_params', 'run_config', 'config_hash', 'run_key', 'environment', 'results_dir',
-           'record_path', 'record_kind', 'check_record', 'scan_store', 'is_done', 'load_records', 'prune_config',
-           'prune_key', 'fine_tuned_from', 'kernel_env', 'pruned_state', 'mask_layers', 'prune_info',
-           'save_file_atomic', 'ran_modules', 'task_sparsity', 'run', 'RecordBusy', 'lock_path', 'claim',
-           'check_results_dir', 'dense_config_for', 'dense_metrics_for', 'layer_sparsity', 'grid', 'sweep', 'grid_cli',
-           'same_budget', 'mean_sd', 'mean_std', 'table']
+__all__ = ['NUMBER', 'RECORD_KINDS', 'PRUNE_KEYS', 'CAPABILITIES', 'FINGERPRINT_KEYS', 'BENCHMARK_METHODS', 'TABLE_VARIES',
+           'checkpoint_sha256', 'checkpoint_id', 'shipped_families', 'check_family', 'checkpoint_params', 'run_config',
+           'config_hash', 'run_key', 'environment', 'results_dir', 'user_results_dir', 'record_path', 'record_kind',
+           'check_record', 'scan_store', 'is_done', 'load_records', 'prune_config', 'prune_key', 'fine_tuned_from',
+           'kernel_env', 'pruned_state', 'mask_layers', 'prune_info', 'save_file_atomic', 'ran_modules',
+           'task_sparsity', 'run', 'RecordBusy', 'lock_path', 'claim', 'check_results_dir', 'dense_config_for',
+           'dense_metrics_for', 'shipped_twin', 'rerun_noise', 'machine_summary', 'same_fingerprint',
+           'compare_with_shipped', 'layer_sparsity', 'grid', 'sweep', 'grid_cli', 'same_budget', 'mean_sd', 'mean_std',
+           'table']
 
 # %% ../nbs/30_experiments.ipynb #c004
 def checkpoint_sha256(family: str) -> str:
@@ -40,10 +42,20 @@ def checkpoint_id(family: str) -> str:
     "The identity of `family`'s shipped checkpoint in configurations: the first 12 hex digits of its sha256."
     return checkpoint_sha256(family)[:12]
 
+def shipped_families() -> list[str]:
+    "The families whose dense checkpoint ships in `[paths] checkpoints` (the ones a run can prune by name)."
+    return sorted(f for f in families.FAMILIES if (families.checkpoint_dir(f) / "model.safetensors").is_file())
+
+def check_family(family: str):
+    "Raise naming `family` and the shipped ones when it has no shipped checkpoint."
+    if family not in shipped_families():
+        known = "a family without a shipped checkpoint" if family in families.FAMILIES else "not known"
+        raise ValueError(f"family={family!r} is {known}; allowed: {shipped_families()}")
+
 def checkpoint_params(family: str) -> int:
     "The number of parameters in `family`'s shipped model.safetensors, read from its header (what `config.torch_threads` takes)."
     import math
-    if family not in families.FAMILIES: raise ValueError(f"family={family!r} is not known; allowed: {sorted(families.FAMILIES)}")
+    check_family(family)
     with families.open_safetensors(families.checkpoint_dir(family) / "model.safetensors") as f:
         return sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
 
@@ -54,7 +66,7 @@ def run_config(family: str = "blip", method: str = "multiflow", sparsity: float 
     threads of the run (`config.torch_threads` chooses them); named in the configuration only when not 1."""
     from vlprune_nb.pruning import METHODS
     S = settings()
-    if family not in families.FAMILIES: raise ValueError(f"family={family!r} is not known; allowed: {sorted(families.FAMILIES)}")
+    check_family(family)
     if method != "dense" and method not in METHODS:
         raise ValueError(f"method={method!r} is not known; allowed: {['dense', *METHODS]}")
     unknown = sorted(set(options) - set(METHODS[method].defaults if method != "dense" else ()))
@@ -96,8 +108,9 @@ def _git(*args) -> str | None:
     except (OSError, subprocess.SubprocessError): return None
 
 def environment() -> dict:
-    """Git commit, package versions and machine of this process; the machine names torch's CPU capability (AVX2,
-    AVX512, ...) and the variables that chose the kernels, since the same code gives bit-different floats on other kernels."""
+    """Git commit, package versions and machine of this process; the machine holds its fingerprint (torch's CPU
+    capability, the CPU, the variables that chose the kernels, torch and transformers), since the same code gives
+    bit-different floats on other kernels."""
     def v(p):
         try: return version(p)
         except PackageNotFoundError: return None
@@ -105,14 +118,17 @@ def environment() -> dict:
     return {"git_commit": _git("rev-parse", "HEAD"), "git_dirty": bool(status),
             "packages": {p: v(p) for p in ("vlprune_nb", "torch", "transformers", "safetensors", "pycocoevalcap")},
             "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                        "cpu_threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                        "kernel_env": {k: os.environ[k] for k in KERNEL_VARS if k in os.environ},
+                        "cpu_threads": torch.get_num_threads(), **machine_fingerprint(),
                         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}}
 
 # %% ../nbs/30_experiments.ipynb #c010
 def results_dir(out_dir=None) -> Path:
-    "Where records go: `out_dir`, else `[paths] results` of settings.ini."
+    "The store `out_dir`, else the shipped store (`[paths] results` of settings.ini): where records are read from."
     return Path(out_dir) if out_dir else settings().path_of("results")
+
+def user_results_dir(out_dir=None) -> Path:
+    "The store `out_dir`, else the user store (`[paths] user_results`): where a user's runs and sweeps write."
+    return Path(out_dir) if out_dir else settings().path_of("user_results")
 
 def record_path(cfg: dict, out_dir=None) -> Path: return results_dir(out_dir) / f"{run_key(cfg)}.json"
 
@@ -364,8 +380,10 @@ def task_sparsity(model, tm, masks: dict, task: str) -> dict:
 
 # %% ../nbs/30_experiments.ipynb #c013
 def run(cfg: dict, out_dir=None, progress: bool = True, force: bool = False) -> dict:
-    """Run one configuration (see `run_config`) unless its record exists, with the torch threads it names; return the
-    record. The configuration is claimed first (`claim`): `RecordBusy` when another process is running it."""
+    """Run one configuration (see `run_config`) unless its record exists in `out_dir` (default: the user store), with
+    the torch threads it names; return the record. The configuration is claimed first (`claim`): `RecordBusy` when
+    another process is running it."""
+    out_dir = user_results_dir(out_dir)
     path = record_path(cfg, out_dir)
     if not force and is_done(cfg, out_dir): return read_json(path)
     check_results_dir(out_dir)
@@ -444,14 +462,77 @@ def dense_config_for(cfg: dict) -> dict:
                       eval_limit=cfg["eval_limit"], itm_k=cfg.get("itm_k"), threads=cfg.get("threads", 1))
 
 def dense_metrics_for(cfg: dict, out_dir=None) -> dict | None:
-    "The dense model's metrics at `cfg`'s budget and test items: from the store, else the manifest (default budget), else None."
+    """The dense model's metrics at `cfg`'s budget and test items: from the store `out_dir` (default: the user store),
+    else the shipped store, else the manifest (default budget), else None."""
     from vlprune_nb.figures import dense_reference
     d = dense_config_for(cfg)
-    if is_done(d, out_dir): return read_json(record_path(d, out_dir))["metrics"]
+    for store in (user_results_dir(out_dir), results_dir()):
+        if is_done(d, store): return read_json(record_path(d, store))["metrics"]
     default = run_config(cfg["family"], "dense", 0.0, cfg["task"])
     mine = lambda c: {k: v for k, v in c.items() if k not in ("checkpoint", "threads")}    # the manifest ran one thread
     same = mine(d) == mine(default)
     return dense_reference(cfg["family"], cfg["task"], cfg["finetune_steps"], cfg["finetune_lr"]) if same else None
+
+# %% ../nbs/30_experiments.ipynb #cmp02
+def shipped_twin(record: dict) -> dict | None:
+    "The shipped store's trustworthy record of `record`'s configuration (the same key), or None."
+    p = results_dir() / f"{record['key']}.json"
+    if not p.is_file(): return None
+    twin = read_json(p)
+    return twin if check_record(twin, p) is None else None
+
+def _values_by_seed(records: list[dict], cfg: dict, metric: str) -> list[float]:
+    "`metric` of every record whose configuration equals `cfg` but for the seed."
+    same = lambda c: {k: v for k, v in c.items() if k != "seed"} == {k: v for k, v in cfg.items() if k != "seed"}
+    return [r["metrics"][metric] for r in records if same(r["config"]) and metric in r["metrics"]]
+
+def rerun_noise(cfg: dict, metric: str, records: list[dict]) -> tuple[float, str] | None:
+    """(std, where it comes from) that a re-run of `cfg` on other kernels is expected to show in `metric`: the std over
+    seeds of `cfg` in `records`, else the largest such std of a configuration of the same family and task, else None."""
+    import statistics
+    own = _values_by_seed(records, cfg, metric)
+    if len(own) > 1: return statistics.stdev(own), f"std over {len(own)} seeds of this configuration"
+    cells = {json.dumps({k: v for k, v in r["config"].items() if k != "seed"}, sort_keys=True): r["config"] for r in records
+             if r["config"].get("family") == cfg["family"] and r["config"].get("task") == cfg["task"]}
+    sds = [(statistics.stdev(v), c) for c in cells.values() if len(v := _values_by_seed(records, c, metric)) > 1]
+    if not sds: return None
+    sd, c = max(sds, key=lambda x: x[0])
+    return sd, f"largest std over seeds of a {cfg['family']} {cfg['task']} configuration ({c['method']} {c['sparsity']:g})"
+
+def machine_summary(record: dict) -> str:
+    "The CPU, kernels and versions a record ran on, in one line (older records name fewer of them)."
+    m = record.get("machine", {})
+    cpu = (m.get("cpu") or {}).get("model") or m.get("platform", "?")
+    kernels = m.get("cpu_capability") or "capability not recorded"
+    env = " ".join(f"{k}={v}" for k, v in (m.get("kernel_env") or {}).items())
+    return f"{cpu}; {kernels}{' ' + env if env else ''}; torch {record.get('packages', {}).get('torch', '?')}"
+
+FINGERPRINT_KEYS = ("cpu_capability", "cpu", "kernel_env", "torch", "transformers")
+
+def same_fingerprint(a: dict, b: dict) -> bool:
+    "Whether two records name the same machine fingerprint (False when either does not record it whole)."
+    ma, mb = a.get("machine", {}), b.get("machine", {})
+    return all(k in ma and k in mb for k in FINGERPRINT_KEYS) and all(ma[k] == mb[k] for k in FINGERPRINT_KEYS)
+
+def compare_with_shipped(record: dict, metrics=None) -> str:
+    """Markdown: `record`'s metrics beside the shipped record of its configuration, their difference, the spread a
+    re-run is expected to show, and each record's machine, date and commit."""
+    twin = shipped_twin(record)
+    if twin is None: return f"The shipped store has no record of this configuration ({record['key']}): nothing to compare."
+    metrics = metrics or [k for k, v in record["metrics"].items() if isinstance(v, (int, float)) and k not in ("n", "eval_s")]
+    same = same_fingerprint(record, twin)
+    shipped = load_records()
+    rows = ["| | this run | shipped record | difference | expected spread on a re-run |", "|---|---|---|---|---|"]
+    for k in metrics:
+        a, b = record["metrics"].get(k), twin["metrics"].get(k)
+        if a is None or b is None: continue
+        noise = (0.0, "same fingerprint: bit-identical") if same else rerun_noise(twin["config"], k, shipped)
+        spread = f"± {noise[0]:.2f} ({noise[1]})" if noise else "unknown (one seed of this family and task)"
+        rows.append(f"| {k} | {a:g} | {b:g} | {a - b:+.2f} | {spread} |")
+    for what, get in (("machine", machine_summary), ("date", lambda r: r.get("time", "?")),
+                      ("commit", lambda r: (r.get("git_commit") or "?")[:10] + (" (dirty)" if r.get("git_dirty") else ""))):
+        rows.append(f"| {what} | {get(record)} | {get(twin)} | | |")
+    return "\n".join(rows)
 
 # %% ../nbs/30_experiments.ipynb #c015
 def layer_sparsity(record: dict, out_dir=None) -> list[dict]:
@@ -554,9 +635,10 @@ def _wait(futures):
 
 def sweep(cfgs: list[dict], out_dir=None, progress: bool = True, workers: int = 1, executor=None) -> list[dict]:
     """Run every configuration whose record is not yet in the store, `workers` local processes at a time (or through
-    `executor`, any `concurrent.futures`-style executor); tqdm over runs with an ETA. Returns the records, in order.
-    Configurations another process is running are left to it and waited for. Ctrl-C or SIGTERM stops every worker
+    `executor`, any `concurrent.futures`-style executor) into the store `out_dir` (default: the user store); tqdm over
+    runs with an ETA. Returns the records, in order. Configurations another process is running are left to it and waited for. Ctrl-C or SIGTERM stops every worker
     and what it started, says on stderr which configurations are in the store, and raises `KeyboardInterrupt`."""
+    out_dir = user_results_dir(out_dir)
     cfgs = list({run_key(c): c for c in cfgs}.values())                            # duplicates run once
     check_results_dir(out_dir)
     with interrupts():
@@ -630,12 +712,12 @@ def grid_cli(argv=None):
     p.add_argument("--itm-k", type=int, default=None, help="ITM re-ranking depth of retrieval (None: settings.ini itm_k)")
     p.add_argument("--seeds", nargs="+", type=int, default=[None], help="pruning and fine-tuning seeds (None: settings.ini seed)")
     p.add_argument("--workers", type=int, default=1, help="local worker processes, one torch thread each")
-    p.add_argument("--out-dir", default=None, help="results store (None: settings.ini [paths] results)")
+    p.add_argument("--out-dir", default=None, help="results store (None: settings.ini [paths] user_results, the user store)")
     argv = sys.argv[1:] if argv is None else argv
     if not argv: p.print_help(); return
     a = p.parse_args(argv)
     if a.workers < 1: p.error(f"argument --workers: must be >= 1, got {a.workers}")
-    try: check_results_dir(a.out_dir)
+    try: check_results_dir(user_results_dir(a.out_dir))
     except ValueError as e: p.error(f"argument --out-dir: {e}")
     cfgs = grid(a.families, a.methods, a.sparsities, a.tasks, seeds=a.seeds, finetune_steps=a.finetune_steps,
                 eval_limit=a.eval_limit, itm_k=a.itm_k)

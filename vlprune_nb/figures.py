@@ -61,8 +61,10 @@ def run_caption(record: dict, dense: dict | None) -> str:
     return " · ".join(parts)
 
 def run_figure(record: dict, layers: list[dict], dense: dict | None = None, fig_dir=None, show: bool = True) -> Path:
-    """Save figures/run_<family>_<method>_<sparsity>_<task>.png for `record`; `layers` are rows (modality, layer,
-    sparsity); `dense`: the metrics of the dense model at the same budget and n (`experiments.dense_metrics_for`)."""
+    """Save run_<family>_<method>_<sparsity>_<task>_s<seed>_<steps>steps_n<test items>.png for `record` into `fig_dir`
+    (default: `[paths] user_figures`, beside the user's records): the name holds the budget, so runs at other budgets
+    do not overwrite it. `layers` are rows (modality, layer, sparsity); `dense`: the metrics of the dense model at the
+    same budget and n (`experiments.dense_metrics_for`)."""
     c = record["config"]
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 2]})
     if layers:
@@ -81,7 +83,8 @@ def run_figure(record: dict, layers: list[dict], dense: dict | None = None, fig_
     b.set(title=f"{c['task']} (test, n={record['metrics'].get('n')})", ylabel="metric")
     fig.text(0.01, -0.02, run_caption(record, dense), fontsize=8, va="top")
     fig.tight_layout()
-    return finish_figure(fig, f"run_{c['family']}_{c['method']}_{c['sparsity']:g}_{c['task']}.png", fig_dir, show)
+    name = f"run_{c['family']}_{c['method']}_{c['sparsity']:g}_{c['task']}_s{c['seed']}_{c['finetune_steps']}steps_n{record['metrics'].get('n')}"
+    return finish_figure(fig, f"{name}.png", fig_dir or settings().path_of("user_figures"), show)
 
 # %% ../nbs/40_figures.ipynb #f002
 import json, math
