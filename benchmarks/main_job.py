@@ -22,7 +22,8 @@ pairs scored, seconds per 256-pair chunk.
 
 Threads: `--threads` (default `config.torch_threads` for the checkpoint, which is what run.ipynb uses). More than
 one thread changes floating-point reduction order, so such a configuration carries `threads` and its own key.
-Progress on stderr; the last stdout line is one JSON object, also written to benchmarks/results/main_job.json.
+Progress on stderr; the last stdout line is one JSON object, also written to `--out` (default
+data/user/benchmarks/main_job.json, ignored by git; the shipped figures are benchmarks/results/main_job.json).
 """
 from __future__ import annotations
 import argparse, json, os, platform, resource, subprocess, sys, tempfile, threading, time
@@ -167,7 +168,9 @@ def main():
     ap.add_argument("--eval-limit", type=int, default=None, help="(for tests) the first N test records only")
     ap.add_argument("--profile-steps", type=int, default=5, help="steps of the fine-tuning step profile (0: skip)")
     ap.add_argument("--papermill", action="store_true", help="also time the notebook end to end")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "main_job.json"), help="JSON written here ('' : none)")
+    ap.add_argument("--out", default=str(ROOT / "data" / "user" / "benchmarks" / "main_job.json"),
+                    help="JSON written here ('' : none); the shipped figures are benchmarks/results/main_job.json, "
+                         "replaced only by passing it here")
     args = ap.parse_args()
     import torch
     from vlprune_nb.config import torch_threads

@@ -1,7 +1,7 @@
 """What pruning costs and buys at the papers' scale: base-size architectures with random weights, on this machine.
 
     python benchmarks/scale.py [--quick] [--device cpu|cuda] [--threads N] [--batches 2] [--batch-size 8]
-                               [--out benchmarks/results/scale.json] [--readme]
+                               [--out FILE] [--readme]
 
 Models, built from the families' configs with random weights (nothing is downloaded; timings and memory do not
 depend on the weights' values, so a random-weight model needs no training):
@@ -37,8 +37,10 @@ What is measured (`--quick`: the same on small models, for the test):
 
 All figures are ratios within this one run. Wall seconds carry other jobs' load on a shared machine; with one
 thread CPU seconds are the work done, so cost ratios are computed on CPU seconds (wall ratios beside them).
-Progress on stderr; figures on stdout, its last line one JSON object, also written to `--out`. `--readme`
-renders README's scale table from the JSON at `--out` (no measuring) and writes it between the markers.
+Progress on stderr; figures on stdout, its last line one JSON object, also written to `--out` (default: the user's
+`data/user/benchmarks/scale.json`, or `scale-quick.json` with `--quick`, ignored by git, so a user's run never
+changes a tracked file; the shipped figures are `benchmarks/results/scale.json`, replaced only by passing it as
+`--out`). `--readme` renders docs/speed.md's scale table from the shipped JSON (or `--out`) without measuring.
 """
 from __future__ import annotations
 import argparse, json, math, os, platform, resource, statistics, subprocess, sys, tempfile, time
@@ -46,8 +48,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))
-OUT = ROOT / "benchmarks" / "results" / "scale.json"
-README = ROOT / "README.md"
+OUT = ROOT / "benchmarks" / "results" / "scale.json"               # the shipped figures (docs/speed.md's block)
+USER_OUT = ROOT / "data" / "user" / "benchmarks"                    # a user's runs (ignored by git)
+README = ROOT / "docs" / "speed.md"
 MARK = ("<!-- scale-table -->", "<!-- /scale-table -->")
 BERT_VOCAB = 30_524
 TEXT_LEN = 32
@@ -523,8 +526,20 @@ def main_job_lines(mj: dict) -> str:
     return " ".join(out)
 
 
+def main_job_time(mj: dict) -> str:
+    "README's time of the main job, from benchmarks/results/main_job.json."
+    m, pm = mj["machine"], mj.get("papermill", mj["total"])
+    return (f"about {pm['wall_s'] / 60:.0f} minutes end to end on a {m['cpus']}-CPU {m['processor']} machine, one torch "
+            f"thread, as `python benchmarks/main_job.py --papermill` measured it")
+
+def render_main_job_time(mj_path: Path = OUT.parent / "main_job.json", readme: Path = ROOT / "README.md") -> str:
+    "README.md's text with its main-job-time mark filled from `mj_path` (on the same line: it sits in a sentence)."
+    text, mark = readme.read_text(), ("<!-- main-job-time -->", "<!-- /main-job-time -->")
+    a, b = text.index(mark[0]) + len(mark[0]), text.index(mark[1])
+    return text[:a] + main_job_time(json.loads(Path(mj_path).read_text())) + text[b:]
+
 def render_readme(json_path: Path = OUT, readme: Path = README) -> str:
-    "README's text with the block between the scale-table markers rendered from `json_path` (and main_job.json beside it)."
+    "docs/speed.md's text with the block between the scale-table markers rendered from `json_path` (and main_job.json beside it)."
     text, res = readme.read_text(), json.loads(Path(json_path).read_text())
     mj = Path(json_path).parent / "main_job.json"
     block = readme_table(res) + ("\n\n" + main_job_lines(json.loads(mj.read_text())) if mj.is_file() else "")
@@ -551,12 +566,18 @@ def main():
     ap.add_argument("--repeats-sparse", type=int, default=3)
     ap.add_argument("--sparse-batches", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--workdir", default=None, help="folder for CHITA's gradient file and the checkpoints (default: temp)")
-    ap.add_argument("--out", default=str(OUT), help="JSON written here ('': none); --readme reads it")
-    ap.add_argument("--readme", action="store_true", help="render README's scale table from --out and write it (no measuring)")
+    ap.add_argument("--out", default=None, help="JSON written here ('': none; default data/user/benchmarks/scale[-quick].json); "
+                                                 f"--readme reads it (default {OUT.relative_to(ROOT)})")
+    ap.add_argument("--readme", action="store_true", help="render docs/speed.md's scale table and README's main-job time "
+                                                          "from the JSON and write them (no measuring)")
     ap.add_argument("--child", help=argparse.SUPPRESS); ap.add_argument("--size", default="base", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.readme:
-        README.write_text(render_readme(Path(args.out))); log(f"README.md: scale table from {args.out}"); return
+        src = Path(args.out or OUT)
+        README.write_text(render_readme(src)); log(f"{README.relative_to(ROOT)}: scale table from {src}")
+        readme = ROOT / "README.md"
+        readme.write_text(render_main_job_time(src.parent / "main_job.json", readme)); log("README.md: main job's time"); return
+    if args.out is None: args.out = str(USER_OUT / ("scale-quick.json" if args.quick else "scale.json"))
     from vlprune_nb.config import torch_threads, usable_cpus, busy_cpus, check_device
     args.device = str(check_device(args.device))
     if args.threads is None: args.threads = torch_threads(None)

@@ -35,18 +35,30 @@ def test_test_command_checks_notebooks_and_library_in_sync(root):
     test_cmd = commands((root / "README.md").read_text())[1]
     assert test_cmd.index("tests/check_sync.py") < test_cmd.index("nbdev-test") < test_cmd.index("pytest")
 
-def test_readme_result_tables_are_what_the_command_prints(root, shipped_store):
-    "README's MULTIFLOW and UPop blocks are generated from the shipped records (vlprune-tables), never typed."
+def test_generated_blocks_are_what_the_command_prints(root, shipped_store):
+    "README's and docs' result blocks are generated from the shipped records (vlprune-tables), never typed."
     from vlprune_nb.experiments import load_records
-    from vlprune_nb.multiflow_runs import README_BLOCKS, readme_block
-    records, text = load_records(shipped_store), (root / "README.md").read_text()
-    for name, make in README_BLOCKS.items():
-        assert readme_block(text, name) == make(records), f"README's {name} block is stale: run vlprune-tables --write README.md"
+    from vlprune_nb.multiflow_runs import README_BLOCKS, readme_block, blocks_in
+    records = load_records(shipped_store)
+    expected = {"README.md": ["multiflow-headline", "multiflow-claims", "upop-headline"],
+                "docs/results.md": ["multiflow-tables", "upop-tables"], "docs/benchmark.md": ["dense-metrics"]}
+    for path, names in expected.items():
+        text = (root / path).read_text()
+        assert blocks_in(text) == names, (path, blocks_in(text))
+        for name in names:
+            assert readme_block(text, name) == README_BLOCKS[name](records), \
+                f"{path}'s {name} block is stale: run vlprune-tables --write README.md docs/results.md docs/benchmark.md"
 
-def test_readme_scale_table_is_what_the_script_renders(root):
-    "README's scale block is rendered from the committed benchmarks/results JSON (python benchmarks/scale.py --readme)."
+def test_readme_is_short(root):
+    "README is for users: at most 250 lines; the full tables and the history live in docs/."
+    assert len((root / "README.md").read_text().splitlines()) <= 250
+
+def test_scale_table_and_main_job_time_are_what_the_script_renders(root):
+    "docs/speed.md's scale block and README's main-job time come from the committed benchmarks/results JSON."
     import sys
     sys.path.insert(0, str(root / "benchmarks"))
     import scale
-    assert (root / "README.md").read_text() == scale.render_readme(root / "benchmarks/results/scale.json", root / "README.md"), \
-        "README's scale table is stale: run python benchmarks/scale.py --readme"
+    assert (root / "docs/speed.md").read_text() == scale.render_readme(root / "benchmarks/results/scale.json", root / "docs/speed.md"), \
+        "docs/speed.md's scale table is stale: run python benchmarks/scale.py --readme"
+    assert (root / "README.md").read_text() == scale.render_main_job_time(root / "benchmarks/results/main_job.json", root / "README.md"), \
+        "README's main-job time is stale: run python benchmarks/scale.py --readme"

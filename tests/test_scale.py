@@ -15,10 +15,14 @@ def last_json(cmd, cwd=ROOT) -> dict:
 
 
 @pytest.fixture(scope="module")
-def quick(tmp_path_factory):
-    out = tmp_path_factory.mktemp("scale") / "scale.json"
-    res = last_json(["benchmarks/scale.py", "--quick", "--out", str(out)])
-    assert json.loads(out.read_text()) == res, "the file holds what the last stdout line says"
+def quick():
+    "The quick benchmark as a user first runs it: no --out. It writes the user's copy, never the shipped figures."
+    shipped, out = ROOT / "benchmarks/results/scale.json", ROOT / "data/user/benchmarks/scale-quick.json"
+    before = shipped.read_bytes()
+    out.unlink(missing_ok=True)
+    res = last_json(["benchmarks/scale.py", "--quick"])
+    assert json.loads(out.read_text()) == res, "the user's file holds what the last stdout line says"
+    assert shipped.read_bytes() == before, "a quick run rewrote the shipped benchmarks/results/scale.json"
     return res
 
 

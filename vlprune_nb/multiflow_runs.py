@@ -27,15 +27,16 @@ from .pruning import prune, METHODS
 
 # %% auto #0
 __all__ = ['SPARSITIES', 'TASKS3', 'PARTS', 'NOISE_SEEDS', 'NOISE_CELLS', 'ABLATIONS', 'CALIB_SIZES', 'UNIMODAL_CALIB',
-           'PRIORITY', 'MIN_SPREAD', 'CLAIMS', 'RUNTIME_METHODS', 'COLLAPSE', 'README_BLOCKS', 'primary_metric',
-           'select', 'strongest_baselines', 'part_configs', 'chapter_configs', 'paper_numbers', 'paper_value',
-           'benchmark_table', 'task_sparsity_table', 'task_network_note', 'spread', 'noise_table',
+           'PRIORITY', 'MIN_SPREAD', 'CLAIMS', 'RUNTIME_METHODS', 'COLLAPSE', 'CLAIM_TERMS', 'README_BLOCKS',
+           'primary_metric', 'select', 'strongest_baselines', 'part_configs', 'chapter_configs', 'paper_numbers',
+           'paper_value', 'benchmark_table', 'task_sparsity_table', 'task_network_note', 'spread', 'noise_table',
            'claim_best_in_most_cells', 'claim_lead_grows', 'claim_edges_nodes', 'claim_inverted_below_random',
            'modality_sparsity', 'claim_prior_prevents_collapse', 'claim_blip_harder', 'claim_small_calibration',
            'claims_table', 'calibration_table', 'part_of', 'cost_table', 'claim_runtime', 'runtime_key',
            'runtime_config', 'measure_runtime', 'runtime_table', 'sparsity_curves', 'layer_heatmaps', 'collapse_figure',
            'ablation_figure', 'chapter_figures', 'check_figures', 'figures_cli', 'readme_tables', 'upop_readme_tables',
-           'readme_block', 'write_readme_block', 'readme_cli']
+           'winners_table', 'claims_block', 'winners_block', 'upop_headline', 'dense_table', 'readme_block',
+           'write_readme_block', 'blocks_in', 'readme_cli']
 
 # %% ../nbs/35_multiflow.ipynb #c004
 SPARSITIES = (0.63, 0.75, 0.9)
@@ -657,7 +658,75 @@ def upop_readme_tables(records: list[dict]) -> str:
         if (fam, task) != ("blip", "nlvr"): out.append(f"**{fam} {task}**\n\n" + ratio_table(st, fam, task))
     return "\n\n".join(out)
 
-README_BLOCKS = {"multiflow-tables": readme_tables, "upop-tables": upop_readme_tables}
+def winners_table(records: list[dict]) -> str:
+    """README's headline: for each model × task × sparsity of the benchmark, the method with the best primary metric
+    (mean over seeds) and MULTIFLOW's metric beside it, with the dense model's; * where the runner-up is within the
+    spread a difference must exceed (`spread`)."""
+    lines = ["| model, task (metric) | dense | 63 % | 75 % | 90 % |", "|---|---|---|---|---|"]
+    for fam in ("xvlm", "blip"):
+        for task in TASKS3:
+            m = primary_metric(task)
+            cells = []
+            for s in SPARSITIES:
+                st = {k: v for k in BENCHMARK_METHODS if (v := _stats(records, fam, task, k, s, m))}
+                if not st: cells.append("–"); continue
+                best, *rest = sorted(st, key=lambda k: -st[k][0])
+                close = "*" if rest and st[best][0] - st[rest[0]][0] <= spread(records, fam, task, m) else ""
+                mf = "" if best == "multiflow" or "multiflow" not in st else f" (MULTIFLOW {st['multiflow'][0]:.1f})"
+                partial = f" ({len(st)} of {len(BENCHMARK_METHODS)} methods run)" if len(st) < len(BENCHMARK_METHODS) else ""
+                cells.append(f"**{best}** {st[best][0]:.1f}{close}{mf}{partial}")
+            if all(c == "–" for c in cells): continue
+            dn = _stats(records, fam, task, "dense", 0.0, m)
+            lines.append(f"| {fam} {task} ({m}) | {dn[0]:.1f} | " if dn else f"| {fam} {task} ({m}) | – | ")
+            lines[-1] += " | ".join(cells) + " |"
+    return "\n".join(lines)
+
+CLAIM_TERMS = ("Terms: a *cell* is one model × task × sparsity of the benchmark, judged on the task's primary metric "
+               "(TR@1, CIDEr, VQA accuracy); the *best* method of a cell has the highest mean over its seeds; MULTIFLOW's "
+               "*lead* in a cell is its metric minus the best other method's (negative: it trails), averaged over the "
+               "complete model × task cells at each sparsity; a difference *counts* only beyond the *spread*, the largest "
+               "standard deviation over seeds of any cell of that model and task (at least 1 point). *reproduced*: the "
+               "records show the claim; *mixed*: they show part of it; *not reproduced*: they show its opposite or none "
+               "of it; *not run*: the cells it needs have no records yet.")
+
+def claims_block(records: list[dict]) -> str:
+    "README's claims: every claim of the paper, its verdict, the deciding numbers, and the terms defined."
+    return (claims_table(records, {"runtime: MULTIFLOW faster than every gradient method": claim_runtime(records)})
+            + "\n\n" + CLAIM_TERMS)
+
+def winners_block(records: list[dict]) -> str:
+    "README's MULTIFLOW headline: who wins each cell, with the budget the records share."
+    rs = [r for r in records if r.get("kind", "unstructured") == "unstructured" and r["config"]["method"] in BENCHMARK_METHODS
+          and r["config"]["family"] in ("xvlm", "blip") and r["config"]["task"] in TASKS3]
+    if not rs: return "*no benchmark records in the store*"
+    budgets = {r["config"]["task"]: r for r in rs}
+    return (winners_table(records) + "\n\nCell: **the best method** its metric (MULTIFLOW's, where another method is "
+            "best); * the runner-up is within the spread. Budgets: " +
+            "; ".join(f"{t}: {_budget_note([r])}" for t, r in sorted(budgets.items())) + ".")
+
+def upop_headline(records: list[dict]) -> str:
+    "README's UPop headline: BLIP NLVR by compression ratio (the paper's Tables 4/5)."
+    from vlprune_nb.upop_runs import ratio_table
+    st = [r for r in records if r.get("kind") == "structured"]
+    return ratio_table(st, "blip", "nlvr") if st else "*no structured records in the store*"
+
+def dense_table(families_=("blip", "xvlm", "clip", "vit")) -> str:
+    "docs/benchmark.md's table: each shipped checkpoint's dense metrics and an untrained model's, from the manifests."
+    from vlprune_nb.families import checkpoint_dir
+    lines = ["| family | task | dense (fine-tuned, test) | untrained model (chance) | fine-tune + eval | threads |",
+             "|---|---|---|---|---|---|"]
+    show = lambda d, task: ", ".join(f"{k} {d[k]:g}" for k in MAIN_METRICS[task] if k in d)
+    for fam in families_:
+        man = read_json(checkpoint_dir(fam) / "manifest.json")
+        for task, d in man.get("dense_metrics", {}).items():
+            chance = man.get("chance_metrics", {}).get(task, {})
+            lines.append(f"| {fam} | {task} | {show(d, task)} | {show(chance, task) or '–'} | "
+                         f"{d.get('finetune_and_eval_s', '–')} s | {d.get('threads', 'not recorded')} |")
+    return "\n".join(lines)
+
+README_BLOCKS = {"multiflow-headline": winners_block, "multiflow-claims": claims_block, "upop-headline": upop_headline,
+                 "multiflow-tables": readme_tables, "upop-tables": upop_readme_tables,
+                 "dense-metrics": lambda records: dense_table()}
 
 def readme_block(text: str, name: str = "multiflow-tables") -> str:
     "The generated block `name` of a README text (between its markers, without them)."
@@ -672,18 +741,25 @@ def write_readme_block(text: str, name: str, block: str) -> str:
     head, rest = text.split(start, 1)
     return head + start + "\n" + block + "\n" + end + rest.split(end, 1)[1]
 
+def blocks_in(text: str) -> list[str]:
+    "The names of `README_BLOCKS` whose markers `text` holds."
+    return [n for n in README_BLOCKS if f"<!-- {n} -->" in text and f"<!-- /{n} -->" in text]
+
 def readme_cli(argv=None):
-    "Print README's generated tables from the store, or `--write README.md` them into its marked blocks."
+    "Print every generated block from the shipped store, or `--write` them into the marked blocks of the files named."
     import argparse
     p = argparse.ArgumentParser(prog="vlprune-tables", description=readme_cli.__doc__)
-    p.add_argument("--write", metavar="README", default=None, help="replace the marked block of this file")
+    p.add_argument("--write", metavar="FILE", nargs="+", default=None,
+                   help="replace every marked block these files hold (README.md, docs/results.md, docs/benchmark.md)")
     p.add_argument("--out-dir", default=None, help="results store (default: settings.ini [paths] results)")
     a = p.parse_args(argv)
     records = load_records(a.out_dir)
-    blocks = {name: make(records) for name, make in README_BLOCKS.items()}
     if a.write is None:
-        for name, block in blocks.items(): print(f"<!-- {name} -->\n{block}\n<!-- /{name} -->")
+        for name, make in README_BLOCKS.items(): print(f"<!-- {name} -->\n{make(records)}\n<!-- /{name} -->")
         return
-    text = Path(a.write).read_text()
-    for name, block in blocks.items(): text = write_readme_block(text, name, block)
-    atomic_write(a.write, lambda t: t.write_text(text))
+    for path in a.write:
+        text = Path(path).read_text()
+        if not (names := blocks_in(text)):
+            p.error(f"argument --write: {path} holds no generated block; known: {', '.join(README_BLOCKS)}")
+        for name in names: text = write_readme_block(text, name, README_BLOCKS[name](records))
+        atomic_write(path, lambda t: t.write_text(text))
