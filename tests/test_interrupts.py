@@ -135,3 +135,39 @@ def test_two_sweeps_on_one_store_share_the_work(tmp_path):
     twice = [k for k, v in inodes.items() if len(v) > 1]
     assert not twice, f"run by both sweeps: {twice}"
     assert not list(store.rglob(".*")), list(store.rglob(".*"))
+
+
+def test_interrupt_of_the_main_job(tmp_path):
+    """Ctrl-C (SIGINT to papermill's process group, the kernel included) while the main job fine-tunes: papermill and its
+    kernel end within 30 s, the configuration's lock is released and no record or temporary file is left, and the
+    same command then computes the run."""
+    store, out = tmp_path / "store", tmp_path / "out.ipynb"
+    cmd = [sys.executable, "-m", "papermill", "nbs/run.ipynb", str(out), "-p", "method", "omp", "-p", "sparsity", "0.5",
+           "-p", "finetune_steps", "400", "-p", "eval_limit", "20", "-p", "out_dir", str(store),
+           "-p", "fig_dir", str(tmp_path / "figs"), "-p", "run_dense", "False"]
+    p = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    seen: dict[int, str] = {}
+    def claimed():                                          # the run holds its configuration's lock: it is fine-tuning
+        seen.update(children(p.pid))
+        return p.poll() is None and any(store.rglob("*.lock"))
+    assert wait_for(claimed, 240), f"the run never claimed its configuration; exit {p.poll()}"
+    time.sleep(3)
+    seen.update(children(p.pid))
+    t0 = time.time()
+    os.killpg(p.pid, signal.SIGINT)
+    try: p.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        left = children(p.pid)
+        for q in [p.pid, *left]:
+            try: os.kill(q, signal.SIGKILL)
+            except ProcessLookupError: pass
+        pytest.fail(f"the main job did not end within 60 s of SIGINT; processes: {left}")
+    took = time.time() - t0
+    print(f"main job SIGINT: exit {p.returncode} after {took:.1f} s")
+    assert took < 30 and p.returncode != 0, (took, p.returncode)
+    assert wait_for(lambda: not alive(seen), 5, 0.1) or not alive(seen), {q: seen[q] for q in alive(seen)}
+    assert not list(store.glob("*.json")) and not [f.name for f in store.rglob(".*")], list(store.rglob("*"))
+    r = subprocess.run([*cmd[:-6], "-p", "fig_dir", str(tmp_path / "figs"), "-p", "run_dense", "False", "-p",
+                        "finetune_steps", "2"], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and len(list(store.glob("*.json"))) == 1, r.stderr[-2000:]
