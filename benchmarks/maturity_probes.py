@@ -47,7 +47,7 @@ def measure(name: str):
     import torch
     from vlprune_nb.config import read_json, write_json
     from vlprune_nb.families import load
-    from vlprune_nb.maturity import maturity_report
+    from vlprune_nb.maturity import maturity_report, summarize, check_criteria
     torch.set_num_threads(1)
     fam, steps, levers, save_at = PROBES[name]
     ck = checkpoint_of(name)
@@ -68,7 +68,8 @@ def measure(name: str):
         "probe": name, "family": fam, "steps": man["steps"], "recipe": man.get("recipe", {**V1, "warmup": 100}),
         "pretrain_cpu_s": pre_cpu, "pretrain_cpu_s_per_step": round(pre_cpu / man["steps"], 3),
         "pretrain_cpu_s_note": None if "cpu_time_s" in man else "v1 manifest: wall-clock seconds on one torch thread",
-        "summary": rep["summary"], "maturity": rep, "dense": dense, "along": along,
+        "summary": rep["summary"], "criteria": check_criteria({**rep["summary"], "retrieval_TR@1": dense["retrieval"].get("TR@1")}, fam),
+        "maturity": {k: v for k, v in rep.items() if k != "literature"}, "dense": dense, "along": along,
         "maturity_cpu_s": round(maturity_cpu, 1), "machine": {"platform": platform.platform(), "torch": torch.__version__,
         "threads": torch.get_num_threads()}, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
 
