@@ -23,6 +23,7 @@ PROBES = {
     "v1-blip": ("blip", None, None, ()),
     "xvlm-lr2e-3": ("xvlm", 1200, {"lr": 2e-3}, ()),
     "xvlm-b2-0.98-wd0.1-noembdecay": ("xvlm", 1200, {"beta2": 0.98, "weight_decay": 0.1, "decay_embeddings": False}, ()),
+    "xvlm-registers4": ("xvlm", 1200, {"registers": 4}, ()),
     "xvlm-steps3600": ("xvlm", 3600, {}, (1200, 2400)),
 }
 
