@@ -25,6 +25,10 @@ PROBES = {
     "xvlm-b2-0.98-wd0.1-noembdecay": ("xvlm", 1200, {"beta2": 0.98, "weight_decay": 0.1, "decay_embeddings": False}, ()),
     "xvlm-registers4": ("xvlm", 1200, {"registers": 4}, ()),
     "xvlm-steps3600": ("xvlm", 3600, {}, (1200, 2400)),
+    # queued for the next session (added after the 1,200-step probes: lr 2e-3 moved weights twice as far and
+    # thickened the vision tails at no cost in quality; the other levers changed nothing measurable)
+    "xvlm-lr2e-3-steps4800": ("xvlm", 4800, {"lr": 2e-3}, (1200, 2400, 3600)),
+    "blip-lr2e-3-steps4000": ("blip", 4000, {"lr": 2e-3}, (2000,)),
 }
 
 def result_path(name: str) -> Path: return OUT / f"{name}.json"

@@ -19,7 +19,7 @@ from .families import family_of, load, checkpoint_dir
 # %% auto #0
 __all__ = ['MASSIVE_ABS', 'MASSIVE_RATIO', 'TAIL_CHANNEL_RATIO', 'LITERATURE', 'CRITERIA', 'loss_convergence', 'initial_model',
            'prunable_matrices', 'module_kind', 'distance_from_init', 'weight_scale', 'esd_alpha', 'activation_tails',
-           'check_criteria', 'maturity_report', 'summarize']
+           'layernorm_gains', 'check_criteria', 'maturity_report', 'summarize']
 
 # %% ../nbs/07_maturity.ipynb #m004
 def loss_convergence(loss_log: list[dict], fraction: float = 0.2) -> dict:
@@ -168,6 +168,17 @@ def activation_tails(model: nn.Module, batches: list[dict]) -> dict:
                             "max_abs": round(s["max"], 3), "max_over_median": round(s["max"] / med, 1) if med else None})
     return {"layers": layer_rows, "linears": linear_rows}
 
+# %% ../nbs/07_maturity.ipynb #m014a
+def layernorm_gains(model: nn.Module) -> list[dict]:
+    "Per LayerNorm of the encoders: the largest |γ|, its channel and its ratio to the median |γ| (outlier dimensions)."
+    rows = []
+    for n, m in model.named_modules():
+        if isinstance(m, nn.LayerNorm) and m.weight is not None and _layer_path(n + ".weight"):
+            g = m.weight.detach().abs()
+            rows.append({"name": n, "max_abs": round(g.max().item(), 3), "channel": int(g.argmax()),
+                         "max_over_median": round((g.max() / g.median()).item(), 2)})
+    return rows
+
 # %% ../nbs/07_maturity.ipynb #m019
 LITERATURE = [
     {"statistic": "massive activations", "model": "LLaMA2-7B, LLaMA2-13B, Mixtral, other LLMs",
@@ -244,7 +255,7 @@ def maturity_report(model_or_checkpoint, calib: list[dict] | None = None, seed: 
            "distance_from_init": {n: round(d, 4) for n, d in dist.items()},
            "weight_scale": weight_scale(model, init),
            "esd_alpha": esd_alpha(model) if weightwatcher else None,
-           "activations": activation_tails(model, calib)}
+           "activations": activation_tails(model, calib), "layernorm_gains": layernorm_gains(model)}
     if dense:
         from vlprune_nb.pretrain import dense_metrics
         rep["dense_metrics"] = dense_metrics(model, progress=False)
@@ -279,4 +290,5 @@ def summarize(rep: dict, mats: dict | None = None) -> dict:
             "linears_with_channel_above_6x": sum(r > TAIL_CHANNEL_RATIO for r in ratios), "linears": len(ratios),
             "encoders": encoders,
             "massive_in_every_encoder": all(e["massive"] > 0 for e in encoders.values()),
+            "layernorm_gain_max_over_median": max((r["max_over_median"] for r in rep.get("layernorm_gains") or []), default=None),
             "retrieval_TR@1": (dm.get("retrieval") or {}).get("TR@1")}
