@@ -29,6 +29,10 @@ PROBES = {
     # thickened the vision tails at no cost in quality; the other levers changed nothing measurable)
     "xvlm-lr2e-3-steps4800": ("xvlm", 4800, {"lr": 2e-3}, (1200, 2400, 3600)),
     "blip-lr2e-3-steps4000": ("blip", 4000, {"lr": 2e-3}, (2000,)),
+    # the generation-2 pretraining itself (recipe fixed 2026-12-05 from the 1,200-step probes, before any pruning on
+    # it): lr 2e-3 on v1's schedule and decay, with the maturity study's points saved along the run
+    "xvlm-gen2": ("xvlm", 24000, {"lr": 2e-3}, (1500, 3000, 6000, 12000, 18000)),
+    "blip-gen2": ("blip", 20000, {"lr": 2e-3}, (1500, 3000, 6000, 10000, 15000)),
 }
 
 def result_path(name: str) -> Path: return OUT / f"{name}.json"
