@@ -31,11 +31,11 @@ from .data import Processor, checkpoint_processor, load_tokenizer, enc_token_id,
 # %% auto #0
 __all__ = ['KINDS', 'FAMILIES', 'MODEL_CLASSES', 'Prunable', 'register', 'family_of', 'Family', 'tied_groups', 'itc_loss',
            'hard_negatives', 'itm_loss', 'enc_ids', 'dec_ids', 'BlipEncodeMixin', 'BlipForPretraining', 'BlipView',
-           'blip_config', 'XVLMConfig', 'XVLMForPretraining', 'xvlm_config', 'BlipForRetrieval', 'BlipForNLVR',
-           'XVLMForTask', 'answer_list', 'answer_index', 'BlipFamily', 'XVLMFamily', 'ClipFamily', 'VitFamily',
-           'DeitFamily', 'GenericFamily', 'generic', 'prunable', 'modalities', 'world_tokenizer', 'processor_for',
-           'build', 'checkpoint_dir', 'open_safetensors', 'check_weights', 'weights_sha256', 'checkpoint_sha256',
-           'save', 'load']
+           'blip_config', 'RegisterVisionEmbeddings', 'XVLMConfig', 'XVLMForPretraining', 'xvlm_config',
+           'BlipForRetrieval', 'BlipForNLVR', 'XVLMForTask', 'answer_list', 'answer_index', 'BlipFamily', 'XVLMFamily',
+           'ClipFamily', 'VitFamily', 'DeitFamily', 'GenericFamily', 'generic', 'prunable', 'modalities',
+           'world_tokenizer', 'processor_for', 'build', 'checkpoint_dir', 'open_safetensors', 'check_weights',
+           'weights_sha256', 'checkpoint_sha256', 'save', 'load']
 
 # %% ../nbs/02_families.ipynb #c004
 KINDS = ("self_attn", "cross_attn", "mlp")
@@ -286,18 +286,30 @@ def blip_config(tok, hidden=128, layers=4, heads=4, image_size=32, patch=8, embe
 
 # %% ../nbs/02_families.ipynb #c015
 from transformers import CLIPVisionConfig, CLIPVisionModel
+from transformers.models.clip.modeling_clip import CLIPVisionEmbeddings
+
+class RegisterVisionEmbeddings(CLIPVisionEmbeddings):
+    """CLIP's vision embeddings followed by `n` learned register tokens (Darcet et al. 2024): tokens without an
+    image patch, where attention heads can put a no-op (Bondarenko et al. 2023). They ride along as image tokens."""
+    def __init__(self, config, n: int):
+        super().__init__(config)
+        self.register_tokens = nn.Parameter(0.02 * torch.randn(1, n, config.hidden_size))   # distinct: no position tells them apart
+    def forward(self, pixel_values, interpolate_pos_encoding=False):
+        e = super().forward(pixel_values, interpolate_pos_encoding)                 # (B, 1 + patches, H)
+        return torch.cat([e, self.register_tokens.expand(len(e), -1, -1)], 1)       # (B, 1 + patches + n, H)
 
 class XVLMConfig(PretrainedConfig):
     "Config of the XVLM-like model: a CLIP vision config, a BLIP text config, layer counts of text and fusion."
     model_type = "vlprune_xvlm"
     def __init__(self, vision_config=None, text_config=None, num_fusion_layers=2, embed_dim=64, enc_token_id=6,
-                 mlm_probability=0.25, tie_word_embeddings=True, **kw):
+                 mlm_probability=0.25, tie_word_embeddings=True, num_register_tokens=0, **kw):
         super().__init__(**kw)
         self.tie_word_embeddings = tie_word_embeddings   # MLM decoder = word embeddings; without it from_pretrained leaves the decoder random
         self.vision_config = CLIPVisionConfig(**(vision_config or {})) if isinstance(vision_config, (dict, type(None))) else vision_config
         self.text_config = BlipTextConfig(**(text_config or {})) if isinstance(text_config, (dict, type(None))) else text_config
         self.num_fusion_layers, self.embed_dim = num_fusion_layers, embed_dim
         self.enc_token_id, self.mlm_probability = enc_token_id, mlm_probability
+        self.num_register_tokens = num_register_tokens    # vision register tokens (a generation-2 lever; v1: none)
 
     def to_dict(self):
         d = super().to_dict()
@@ -315,6 +327,8 @@ class XVLMForPretraining(PreTrainedModel):
         super().__init__(config)
         tc = config.text_config
         self.vision_encoder = CLIPVisionModel(config.vision_config)
+        if getattr(config, "num_register_tokens", 0):
+            self.vision_encoder.embeddings = RegisterVisionEmbeddings(config.vision_config, config.num_register_tokens)
         self.text_encoder = BlipTextModel(BlipTextConfig(**{**tc.to_dict(), "is_decoder": False}), add_pooling_layer=False)
         fc = BlipTextConfig(**{**tc.to_dict(), "is_decoder": True, "num_hidden_layers": config.num_fusion_layers,
                                "encoder_hidden_size": config.vision_config.hidden_size})
@@ -393,14 +407,15 @@ class XVLMForPretraining(PreTrainedModel):
                          if (labels != -100).any() else logits.sum() * 0)
         return {**losses, "loss": sum(losses.values())}
 
-def xvlm_config(tok, hidden=128, text_layers=3, fusion_layers=2, vision_layers=4, heads=4, image_size=32, patch=8, embed=64) -> XVLMConfig:
-    "A tiny XVLM config fitted to tokenizer `tok`."
+def xvlm_config(tok, hidden=128, text_layers=3, fusion_layers=2, vision_layers=4, heads=4, image_size=32, patch=8, embed=64,
+                registers=0) -> XVLMConfig:
+    "A tiny XVLM config fitted to tokenizer `tok`; `registers`: vision register tokens."
     vc = dict(hidden_size=hidden, intermediate_size=4 * hidden, num_hidden_layers=vision_layers, num_attention_heads=heads,
               image_size=image_size, patch_size=patch, projection_dim=embed)
     tc = dict(hidden_size=hidden, intermediate_size=4 * hidden, num_hidden_layers=text_layers, num_attention_heads=heads,
               max_position_embeddings=40, encoder_hidden_size=hidden, **_text_ids(tok))
     return XVLMConfig(vision_config=vc, text_config=tc, num_fusion_layers=fusion_layers, embed_dim=embed,
-                      enc_token_id=enc_token_id(tok))
+                      enc_token_id=enc_token_id(tok), num_register_tokens=registers)
 
 # %% ../nbs/02_families.ipynb #cae0b5a8
 class BlipForRetrieval(BlipEncodeMixin, BlipForImageTextRetrieval):

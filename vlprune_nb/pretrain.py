@@ -17,10 +17,11 @@ from safetensors.torch import save_file, load_file, save_model, load_model
 from .config import settings, seed_everything, write_json, read_json, sha256, atomic_write
 from .data import world_items, load_images, world_root, augment
 from .families import build, family_of, save, checkpoint_dir, FAMILIES
-from .train import Loop, fit, adamw, lr_at
+from .train import Loop, fit, adamw, lr_at, param_groups
 
 # %% auto #0
-__all__ = ['train_batches', 'save_state', 'load_state', 'pretrain', 'dense_metrics', 'chance_metrics', 'record_metrics']
+__all__ = ['SCHEDULES', 'NO_DECAY_TOKENS', 'train_batches', 'save_state', 'load_state', 'pretrain_groups', 'lr_schedule',
+           'pretrain', 'dense_metrics', 'chance_metrics', 'record_metrics']
 
 # %% ../nbs/03_pretrain.ipynb #c004
 def train_batches(model, kind: str, batch_size: int, seed: int, start_step: int = 0, split: str = "train"):
@@ -40,15 +41,15 @@ def train_batches(model, kind: str, batch_size: int, seed: int, start_step: int 
         step += 1
 
 # %% ../nbs/03_pretrain.ipynb #c006
-def save_state(path: Path, model, opt, step: int):
-    "Write model, optimizer state and step under `path` (each file atomically)."
+def save_state(path: Path, model, opt, step: int, extra: dict | None = None):
+    "Write model, optimizer state, step and `extra` (e.g. the loss log so far) under `path` (each file atomically)."
     path.mkdir(parents=True, exist_ok=True)
     atomic_write(path / "model.safetensors", lambda t: save_model(model, str(t)))
     flat, params = {}, [p for g in opt.param_groups for p in g["params"]]
     for i, p in enumerate(params):
         for k, v in opt.state.get(p, {}).items(): flat[f"{i}.{k}"] = v.detach().clone().reshape(v.shape)
     atomic_write(path / "optim.safetensors", lambda t: save_file(flat, str(t)))
-    write_json(path / "state.json", {"step": step})
+    write_json(path / "state.json", {"step": step, **(extra or {})})
 
 def load_state(path: Path, model, opt) -> int:
     "Restore what `save_state` wrote; returns the step to continue from (0 when there is nothing)."
@@ -61,40 +62,81 @@ def load_state(path: Path, model, opt) -> int:
     return read_json(path / "state.json")["step"]
 
 # %% ../nbs/03_pretrain.ipynb #c008
+SCHEDULES = ("cosine", "constant")
+NO_DECAY_TOKENS = ("position_embeddings", "cls_token", "class_embedding", "mask_token", "register_tokens")  # learned tokens, not matrices
+
+def pretrain_groups(model, weight_decay: float = 0.05, decay_embeddings: bool = True) -> list[dict]:
+    """AdamW groups of pretraining: `weight_decay` on matrices, none on LayerNorms, biases and scalars; embedding
+    tables (word, position, patch) decayed only with `decay_embeddings` (v1 did; BERT and ViT recipes do not)."""
+    if decay_embeddings: return param_groups(model.parameters(), weight_decay)
+    emb = {id(p) for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()}
+    emb |= {id(p) for n, p in model.named_parameters() if n.rsplit(".", 1)[-1] in NO_DECAY_TOKENS}
+    params = list(model.parameters())
+    return [{"params": [p for p in params if p.ndim >= 2 and id(p) not in emb], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.ndim < 2 or id(p) in emb], "weight_decay": 0.0}]
+
+def lr_schedule(schedule: str, total: int, lr: float, warmup: int):
+    "Step → learning rate: 'cosine' (linear warm-up, cosine decay to 0: v1) or 'constant' (linear warm-up, then `lr`)."
+    if schedule == "cosine": return partial(lr_at, total=total, lr=lr, warmup=warmup)
+    if schedule == "constant": return lambda step: lr * min(1.0, (step + 1) / warmup)
+    raise ValueError(f"schedule={schedule!r}; allowed: {', '.join(SCHEDULES)}")
+
+def _manifest(family, model, steps, batch_size, seed, recipe, log, cpu_s, wall_s, start, loop) -> dict:
+    "What a checkpoint's manifest.json holds about its pretraining."
+    return {"family": family, "config": model.config.to_dict(), "steps": steps, "batch_size": batch_size, "lr": recipe["lr"],
+            "seed": seed, "world": read_json(world_root() / "world.json")["spec"],
+            "wall_time_s": round(wall_s, 1), "resumed_from_step": start,
+            "machine": {"platform": platform.platform(), "processor": platform.machine(), "device": str(loop.device),
+                        "processes": loop.num_processes, "threads": torch.get_num_threads(), "torch": torch.__version__},
+            "recipe": recipe, "cpu_time_s": round(cpu_s, 1), "loss_log": log}
+
+def _write_checkpoint(model, out_dir: Path, manifest: dict):
+    "Save `model` to `out_dir` with its manifest (the sha256 of every file written before it)."
+    save(model, out_dir, extra={"pretraining": {k: v for k, v in manifest.items() if k not in ("config", "loss_log")}})
+    manifest["sha256"] = {f.name: sha256(f) for f in sorted(out_dir.iterdir()) if f.is_file()}
+    write_json(out_dir / "manifest.json", manifest)
+
 def pretrain(family: str, steps: int | None = None, out_dir=None, seed: int = 0, save_every: int = 200,
-             batch_size: int | None = None, device=None, mixed_precision: str = "no", **model_kw) -> Path:
-    "Pretrain a fresh tiny model of `family` and save its dense checkpoint with a manifest; resumes if interrupted."
+             batch_size: int | None = None, device=None, mixed_precision: str = "no", *, lr: float | None = None,
+             schedule: str = "cosine", warmup: int | None = None, weight_decay: float = 0.05,
+             decay_embeddings: bool = True, beta2: float = 0.999, save_at=(), **model_kw) -> Path:
+    """Pretrain a fresh tiny model of `family` and save its dense checkpoint with a manifest; resumes if interrupted.
+    The levers default to v1's recipe: `lr` (settings.ini), `schedule`, `warmup` (a tenth of the steps, at most 100),
+    `weight_decay`, `decay_embeddings`, Adam's `beta2`; `model_kw` sets width and depth. `save_at`: steps after which
+    a checkpoint `<out_dir>-step<N>` is also written (the maturity study's points along the run)."""
     S = settings()
     steps = steps or S.get("pretrain", f"{family}_steps", int)
     batch_size = batch_size or S.get("pretrain", "batch_size", int)
-    lr = S.get("pretrain", "lr", float)
+    lr = S.get("pretrain", "lr", float) if lr is None else lr
+    warmup = min(100, steps // 10) if warmup is None else warmup
+    recipe = {"lr": lr, "schedule": schedule, "warmup": warmup, "weight_decay": weight_decay,
+              "decay_embeddings": decay_embeddings, "beta2": beta2, "model_kw": model_kw}
     out_dir = Path(out_dir) if out_dir else checkpoint_dir(family)
     loop = Loop(device, mixed_precision)
     seed_everything(seed)
     model = build(family, **model_kw).to(loop.device); fam = family_of(model)
-    opt = adamw(model.parameters(), lr)
+    opt = torch.optim.AdamW(pretrain_groups(model, weight_decay, decay_embeddings), lr=lr, betas=(0.9, beta2))
     state_dir = out_dir.parent / f".train_{out_dir.name}"
     start = load_state(state_dir, model, opt)
+    before = read_json(state_dir / "state.json") if start else {}
     gen = torch.Generator().manual_seed(seed + start)
     batches = train_batches(model, "pretrain" if fam.uses_text else "classification", batch_size, seed, start)
-    t0, log = time.time(), []
+    t0, c0, log = time.time(), time.process_time(), before.get("loss_log", [])
+    cpu = lambda: before.get("cpu_time_s", 0.0) + time.process_time() - c0
+    wall = lambda: before.get("wall_time_s", 0.0) + time.time() - t0
     def after(step, losses):
         if step % 25 == 0: log.append({"step": step, **{k: round(v.item(), 4) for k, v in losses.items()}})
-        if (step + 1) % save_every == 0 and step + 1 < steps and loop.is_main_process: save_state(state_dir, model, opt, step + 1)
+        if not loop.is_main_process: return
+        if step + 1 in save_at and step + 1 < steps:
+            _write_checkpoint(model, out_dir.with_name(f"{out_dir.name}-step{step + 1}"),
+                              _manifest(family, model, step + 1, batch_size, seed, recipe, list(log), cpu(), wall(), start, loop))
+        if (step + 1) % save_every == 0 and step + 1 < steps:
+            save_state(state_dir, model, opt, step + 1, {"loss_log": log, "cpu_time_s": cpu(), "wall_time_s": wall()})
     fit(loop, model, lambda m, batch: fam.pretraining_loss(m, batch, generator=gen), batches, steps, opt,
-        schedule=partial(lr_at, total=steps, lr=lr, warmup=min(100, steps // 10)), hook=after, start=start,
-        desc=f"pretrain {family}")
+        schedule=lr_schedule(schedule, steps, lr, warmup), hook=after, start=start, desc=f"pretrain {family}")
     if not loop.is_main_process:
         loop.accelerator.wait_for_everyone(); return out_dir
-    manifest = {"family": family, "config": model.config.to_dict(), "steps": steps, "batch_size": batch_size, "lr": lr,
-                "seed": seed, "world": read_json(world_root() / "world.json")["spec"],
-                "wall_time_s": round(time.time() - t0, 1), "resumed_from_step": start,
-                "machine": {"platform": platform.platform(), "processor": platform.machine(), "device": str(loop.device),
-                            "processes": loop.num_processes, "threads": torch.get_num_threads(), "torch": torch.__version__},
-                "loss_log": log}
-    save(model, out_dir, extra={"pretraining": {k: v for k, v in manifest.items() if k not in ("config", "loss_log")}})
-    manifest["sha256"] = {f.name: sha256(f) for f in sorted(out_dir.iterdir()) if f.is_file()}
-    write_json(out_dir / "manifest.json", manifest)
+    _write_checkpoint(model, out_dir, _manifest(family, model, steps, batch_size, seed, recipe, log, cpu(), wall(), start, loop))
     import shutil; shutil.rmtree(state_dir, ignore_errors=True)
     loop.accelerator.wait_for_everyone()
     return out_dir
