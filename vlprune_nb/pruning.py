@@ -184,6 +184,7 @@ def _setup(model, method, sparsity, calib, seed, options, progress=False, device
     check_int("seed", seed)
     device = check_device(device)
     spec = _check_method(method, options)
+    if hasattr(spec.allocation, "check_sparsity"): spec.allocation.check_sparsity(method, sparsity)   # a pattern's own sparsity (N:M)
     records = prunable(model)
     if not records: raise ValueError(f"{type(model).__name__} has no prunable weights (family {family_of(model).name!r})")
     batches = _check_calib(method, spec, calib, model)
@@ -238,6 +239,7 @@ def scores(model: nn.Module, method: str, calib=None, *, sparsity: float = 0.0, 
     if spec.schedule: raise ValueError(f"{method!r} is iterative: its scores change at every step")
     if getattr(spec.allocation, "changes_weights", False): raise ValueError(f"{method!r} does not produce per-weight scores")
     with on_device(model, device), preserved(model, ctx.params): out = spec.score(ctx, sparsity)
+    if not isinstance(out, dict): raise ValueError(f"{method!r} is layer-wise: it chooses within each layer as it prunes, without per-weight scores")
     return {n: t.detach().cpu() for n, t in out.items()}
 
 # %% ../nbs/10_pruning.ipynb #c011
@@ -801,3 +803,6 @@ def trained_mask(ctx: PruneContext, sparsity: float) -> dict:
 OPTION_CHECKS.update(lr=partial(check_float, min=0), weight_decay=partial(check_float, min=0))
 METHODS["tamt"] = Method(trained_mask, global_threshold, data=True, defaults=dict(lr=5e-5, weight_decay=0.01, reference_quirks=False))
 trained_mask.uses_sparsity = True     # its scores are trained for one target sparsity: another needs another training
+
+# %% ../nbs/10_pruning.ipynb #c071
+import vlprune_nb.field             # registers Wanda, SparseGPT, OWL, ECoFLaP and N:M in METHODS (see the field chapter)
