@@ -21,10 +21,11 @@ from .pruning import (METHODS, OPTION_CHECKS, Method, PruneContext, ActivationSt
                       n_pruned, magnitude, snip_saliency, flow, gradient_mode, finite_inputs, pretraining_loss,
                       check_gradients, non_finite, token_side)
 from .pruning import _stats, _weight_modules
+from .masks import is_nm
 
 # %% auto #0
 __all__ = ['uniform', 'owl', 'ecoflap', 'ECOFLAP_ORDERS', 'SCORES', 'NM_SCORES', 'share', 'integer_counts', 'blocks',
-           'forward_order', 'keep_lowest', 'check_nm', 'nm_keep', 'is_nm', 'HessianStats', 'hessians', 'wanda_metric',
+           'forward_order', 'keep_lowest', 'check_nm', 'nm_keep', 'HessianStats', 'hessians', 'wanda_metric',
            'wanda_select', 'sparsegpt_select', 'LayerWise', 'wanda', 'sparsegpt', 'uniform_counts', 'block_counts',
            'layer_allocation', 'outlier_ratios', 'owl_sparsities', 'owl_counts', 'zeroth_order_importance',
            'first_order_importance', 'ecoflap_keep', 'ecoflap_counts', 'nm']
@@ -113,11 +114,6 @@ def nm_keep(score: torch.Tensor, n: int, m: int, name: str = "weight") -> torch.
     pruned = torch.zeros_like(g, dtype=torch.bool)
     pruned.scatter_(-1, order[..., :m - n], True)
     return (~pruned).reshape(score.shape)
-
-def is_nm(mask: torch.Tensor, n: int, m: int) -> bool:
-    "Whether `mask` keeps at most `n` of every `m` consecutive entries of each row."
-    r = _rows(mask)
-    return r.shape[1] % m == 0 and bool((r.reshape(r.shape[0], -1, m).sum(-1) <= n).all())
 
 # %% ../nbs/11_field.ipynb #f014
 class HessianStats(ActivationStats):

@@ -230,6 +230,7 @@ def prune(model: nn.Module, method: str, sparsity: float, calib=None, *, seed: i
     report = {"method": method, "sparsity": sparsity, "seed": seed, "options": ctx.options,
               "calib_batches": len(ctx.calib) if ctx.calib else 0, "prunable": N, "target_pruned": n_pruned(sparsity, N),
               "pruned": P, "kept": N - P, "by_modality": by_mod, "seconds": time.perf_counter() - t0, **ctx.report}
+    if hasattr(spec.allocation, "pattern"): report["pattern"] = list(spec.allocation.pattern)     # N:M: checked when saved
     return PruneResult(masks, weights, report)
 
 def scores(model: nn.Module, method: str, calib=None, *, sparsity: float = 0.0, seed: int = 0, progress: bool = False,
