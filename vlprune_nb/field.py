@@ -235,6 +235,7 @@ def sparsegpt(ctx: PruneContext, sparsity: float) -> LayerWise:
     return LayerWise(sparsegpt_select, hessians, ctx, changes_weights=True)
 
 wanda.uses_sparsity = sparsegpt.uses_sparsity = True       # sequential: what later blocks see depends on the sparsity
+wanda.layer_wise = sparsegpt.layer_wise = True
 
 # %% ../nbs/11_field.ipynb #f019
 def uniform_counts(ctx: PruneContext, sparsity: float) -> dict:
