@@ -19,9 +19,10 @@ from .data import check_int, check_float, check_flag, check_choice
 from .config import progress as tqdm
 from .pruning import (METHODS, OPTION_CHECKS, Method, PruneContext, ActivationStats, activation_stats, lowest_k,
                       n_pruned, magnitude, snip_saliency, flow, gradient_mode, finite_inputs, pretraining_loss,
-                      check_gradients, non_finite, token_side)
+                      check_gradients, non_finite, apportion)
 from .pruning import _stats, _weight_modules
 from .masks import is_nm
+from .families import family_of
 
 # %% auto #0
 __all__ = ['uniform', 'owl', 'ecoflap', 'ECOFLAP_ORDERS', 'SCORES', 'NM_SCORES', 'share', 'integer_counts', 'blocks',
@@ -143,7 +144,6 @@ class HessianStats(ActivationStats):
 @torch.no_grad()
 def hessians(model: nn.Module, calib, records: list, method: str = "sparsegpt", progress: bool = False) -> dict:
     "Σ x xᵀ of the inputs of each layer of `records` over the calibration batches (eval mode, forward only)."
-    from vlprune_nb.families import family_of
     fam, stats, mode = family_of(model), HessianStats(model, records), model.training
     model.eval()
     try:
@@ -240,7 +240,6 @@ wanda.layer_wise = sparsegpt.layer_wise = True
 # %% ../nbs/11_field.ipynb #f019
 def uniform_counts(ctx: PruneContext, sparsity: float) -> dict:
     "Each tensor s of its weights (remainders apportioned: ⌊s·N⌋ in all)."
-    from vlprune_nb.pruning import apportion
     return apportion({n: p.numel() for n, p in ctx.params.items()}, sparsity)
 
 def block_counts(ctx: PruneContext, k_block: dict) -> dict:
