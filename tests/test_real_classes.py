@@ -1,6 +1,7 @@
 """Every pruning method and the structured search on transformers' real classes (tiny, randomly initialised, saved
 with `save_pretrained` and loaded back with `families.load`, as a user's checkpoint would be) and on the project's
-own BLIP and XVLM. A method works on a class when it prunes exactly its share of the class's prunable weights and
+own BLIP and XVLM. A method works on a class when it prunes exactly its share of the class's prunable weights (an N:M method in its
+pattern; a weight-changing one with its pruned weights zero) and
 the pruned model still runs its task; the structured search works when the extracted model reloads and computes
 what the searched model computes with the ζ of its pruned entries at zero."""
 import copy
@@ -10,6 +11,7 @@ from transformers import (BlipConfig, BlipForImageTextRetrieval, BlipForConditio
 
 from vlprune_nb import families, pruning, structured, tasks
 from vlprune_nb.data import calibration_batches
+from vlprune_nb.masks import is_nm
 
 TINY = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)
 
@@ -80,6 +82,9 @@ def test_every_method_on_every_class(checkpoints, name, method):
     if method.startswith("chita"): assert 0 < pruned <= n // 2, (pruned, n)        # CHITA may keep fewer: never more
     else: assert pruned == n // 2, (method, pruned, n)
     assert all(res[k].shape == params[k].shape for k in res)
+    pattern = getattr(pruning.METHODS[method].allocation, "pattern", None)          # N:M methods (field chapter)
+    if pattern: assert all(is_nm(m, *pattern) for m in res.values()), method
+    if res.weights is not None: assert all((res.weights[k][~m] == 0).all() for k, m in res.items())
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before), "prune leaves the model unchanged"
 

@@ -14,13 +14,13 @@ from pathlib import Path
 import torch
 
 from .config import settings, write_json, read_json, default_device, file_lock, Busy, interrupts, exit_code
-from . import __version__, data, families, masks as _masks, pruning, structured, tasks
+from . import __version__, data, deploy, families, masks as _masks, pruning, structured, tasks
 from .experiments import grid_cli, shipped_families
 
 # %% auto #0
-__all__ = ['MARKER', 'README', 'RENAME_NOREPLACE', 'RENAME_EXCHANGE', 'WORLD', 'TASK_FORMATS', 'OutputBusy', 'check_output',
-           'output_folder', 'save_checkpoint', 'is_shipped', 'calibration_source', 'prune_checkpoint', 'task_records',
-           'compress_checkpoint', 'parser', 'main']
+__all__ = ['MARKER', 'README', 'RENAME_NOREPLACE', 'RENAME_EXCHANGE', 'FORMATS', 'WORLD', 'TASK_FORMATS', 'OutputBusy',
+           'check_output', 'output_folder', 'save_checkpoint', 'is_shipped', 'calibration_source', 'prune_checkpoint',
+           'task_records', 'compress_checkpoint', 'parser', 'main']
 
 # %% ../nbs/50_cli.ipynb #00249519
 MARKER = "vlprune.json"                 # in every output folder: what wrote it and which of its entries are its own
@@ -172,6 +172,7 @@ def _source_sha256(ckpt) -> str | None:
 def _to(batches: list[dict], device) -> list[dict]:
     return [{k: v.to(device) for k, v in b.items()} for b in batches]
 
+FORMATS = ("dense", "compressed-tensors")  # --format: the pruned checkpoint alone, or with its compressed-tensors form
 WORLD = "world"                         # --calib world: the generated world's pretraining split, said explicitly
 
 def is_shipped(src) -> bool:
@@ -189,7 +190,7 @@ def calibration_source(ckpt, calib):
                          f"the generated world's captions and 32-pixel images, read through your checkpoint's tokenizer)")
     return calib
 
-def _readme(kind: str, model, out, ckpt) -> str:
+def _readme(kind: str, model, out, ckpt, compressed: bool = False) -> str:
     "README.txt of an output folder: what wrote it, from what, and how to load it with transformers and with vlprune_nb."
     cls, q = type(model), repr(str(out))
     transformers_way = hasattr(__import__("transformers"), cls.__name__)
@@ -208,6 +209,10 @@ def _readme(kind: str, model, out, ckpt) -> str:
         lines += ["", "With vlprune_nb (the model with its processor, as the source loads):", "    from vlprune_nb import families",
                   f"    model = families.load({q})", "    from vlprune_nb.masks import load_masks",
                   f"    masks = load_masks({str(out) + '/masks.safetensors'!r})   # parameter name -> bool tensor, True = kept"]
+        if compressed:
+            lines += ["", f"{deploy.COMPRESSED_DIR}/ holds the same pruned weights in the compressed-tensors format (recipe.yaml says how they were",
+                      "pruned); to read them back into the model loaded above:", "    from vlprune_nb.deploy import load_compressed",
+                      f"    load_compressed({str(out) + '/' + deploy.COMPRESSED_DIR!r}, model)"]
     else:
         lines = [f"A structurally compressed model written by `vlprune structured` (vlprune_nb {__version__}) from {ckpt}; "
                  "report.json says how, structure.json which heads and units it kept.", "",
@@ -219,16 +224,21 @@ def _readme(kind: str, model, out, ckpt) -> str:
 
 def prune_checkpoint(ckpt, out, method: str, sparsity: float, calib=None, image_root=None, calib_format: str | None = None,
                      calib_split: str = "train", calib_batches: int | None = None, batch_size: int | None = None,
-                     seed: int = 0, device=None, options: dict | None = None, force: bool = False, progress: bool = True) -> dict:
+                     seed: int = 0, device=None, options: dict | None = None, force: bool = False, progress: bool = True,
+                     format: str = "dense") -> dict:
     """Prune checkpoint `ckpt` (family name or directory) with `method` to `sparsity` and write the pruned checkpoint, its
     masks, report.json and README.txt to `out`; returns the report. `calib`: the calibration records (see
-    `calibration_source`). Everything that can be checked without the model is checked before it loads."""
+    `calibration_source`). `format` "compressed-tensors" adds the folder `compressed-tensors/`: the pruned weights in
+    that format with a recipe (`deploy.save_compressed`); the report gives its size against dense. Everything that can
+    be checked without the model is checked before it loads."""
     S = settings()
     n = S.get("reproduce", "calib_batches", int) if calib_batches is None else calib_batches
     bs = S.get("reproduce", "calib_batch_size", int) if batch_size is None else batch_size
     options, device = options or {}, torch.device(device) if device is not None else default_device()
     spec = pruning._check_method(method, options)
     data.check_float("sparsity", sparsity, min=0, below=1)
+    data.check_choice("format", format, FORMATS)
+    if hasattr(spec.allocation, "check_sparsity"): spec.allocation.check_sparsity(method, sparsity)
     src = families._checkpoint_path(ckpt)
     calib = calibration_source(ckpt, calib) if spec.data else None
     records = data.read_records(calib, image_root, calib_format, calib_split) if calib is not None else None
@@ -247,9 +257,15 @@ def prune_checkpoint(ckpt, out, method: str, sparsity: float, calib=None, image_
                              "calib_batches": n if spec.data else 0, "batch_size": bs if spec.data else None, "device": str(device)},
                   "seconds": time.perf_counter() - t0}
         save_checkpoint(model, stage, {"pruned": {"method": method, "sparsity": sparsity, "seed": seed, "from": str(ckpt)}})
-        _masks.save_masks(result.masks, stage / "masks.safetensors")
+        _masks.save_masks(result.masks, stage / "masks.safetensors", pattern=result.report.get("pattern"))
+        if format == "compressed-tensors":
+            recipe = {"method": method, "sparsity": sparsity, "pattern": ":".join(map(str, result.report.get("pattern") or [])) or "unstructured",
+                      "options": result.report["options"], "seed": seed, "calibration": {k: report["source"][k] for k in ("calib", "calib_batches", "batch_size")},
+                      "source": {"checkpoint": str(ckpt), "sha256": report["source"]["sha256"]}, "writer": f"vlprune_nb {__version__}"}
+            report["compressed_tensors"] = deploy.save_compressed(model, result.masks, stage / deploy.COMPRESSED_DIR, recipe,
+                                                                  result.report.get("pattern"))
         write_json(stage / "report.json", report)
-        (stage / README).write_text(_readme("prune", model, out, ckpt))
+        (stage / README).write_text(_readme("prune", model, out, ckpt, compressed=format == "compressed-tensors"))
     return report
 
 # %% ../nbs/50_cli.ipynb #0fc25642
@@ -351,7 +367,10 @@ def parser() -> argparse.ArgumentParser:
                        description="Prune CKPT to a sparsity and write OUT: a transformers checkpoint with the pruned weights "
                                    "exactly zero, masks.safetensors, report.json and a README.txt that says how to load it.")
     _common(p)
-    p.add_argument("--method", required=True, choices=list(pruning.METHODS), default=need, help="pruning method (required)")
+    p.add_argument("--method", required=True, choices=list(pruning.METHODS), default=need,
+                   help="pruning method (required): the papers' (MULTIFLOW and its baselines), Wanda, SparseGPT, ECoFLaP, "
+                        "a score with the OWL or ECoFLaP allocation (<score>_owl, <score>_ecoflap), or an N:M pattern "
+                        "(<score>_2of4, <score>_4of8: sparsity 0.5)")
     p.add_argument("--sparsity", required=True, type=_sparsity, default=need, help="share of the prunable weights to prune, in [0, 1) (required)")
     n, bs = S.get("reproduce", "calib_batches", int), S.get("reproduce", "calib_batch_size", int)
     p.add_argument("--calib", metavar="ANN", help="calibration records: a pretraining JSON ([{image, caption}]), a Karpathy JSON, "
@@ -364,6 +383,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--calib-batches", type=_count(1), default=n, help="calibration batches (× --batch-size = the records needed)")
     p.add_argument("--batch-size", type=_count(1), default=bs, help="records per calibration batch")
     p.add_argument("--device", default=None, help="torch device of the pruning (default: cuda when available, else cpu)")
+    p.add_argument("--format", choices=FORMATS, default="dense", help="dense: the pruned checkpoint (zeros stored); compressed-tensors: "
+                   f"also {deploy.COMPRESSED_DIR}/, the pruned weights as compressed-tensors bitmasks (2:4 form for 2:4 methods) "
+                   "with a recipe.yaml, its size against dense in report.json")
     p.add_argument("--option", type=_option, action="append", metavar="KEY=VALUE",
                    help="a method option, repeatable (e.g. --option steps=3 for itersnip; values read as JSON; default: the method's defaults)")
     s = sub.add_parser("structured", formatter_class=fmt, help="structured compression (UPop) of one checkpoint: search, extract, retrain",
@@ -442,8 +464,9 @@ def _run_command(sub: argparse.ArgumentParser, a) -> int:
         if a.command == "prune":
             options = _check_prune(sub, a)
             report = prune_checkpoint(a.checkpoint, a.out, a.method, a.sparsity, a.calib, a.image_root, a.calib_format, a.calib_split,
-                                      a.calib_batches, a.batch_size, a.seed, a.device, options, a.force)
+                                      a.calib_batches, a.batch_size, a.seed, a.device, options, a.force, format=a.format)
             summary = {"out": a.out, **{k: report["sparsity"]["overall"][k] for k in ("prunable", "pruned", "sparsity")}}
+            if "compressed_tensors" in report: summary["compressed_tensors"] = report["compressed_tensors"]
         else:
             report = compress_checkpoint(a.checkpoint, a.out, a.task, a.ratio, a.method, a.data, a.image_root, a.split,
                                          a.search_steps, a.retrain_steps, a.batch_size, a.seed, a.force)

@@ -304,7 +304,7 @@ def pruned_state(model, cfg: dict, out_dir=None, progress: bool = False) -> dict
             t0 = time.time()
             result = prune(model, cfg["method"], cfg["sparsity"], calib, seed=cfg["seed"], progress=progress, **cfg["options"])
             prune_s = time.time() - t0
-            new = save_masks(result.masks, d / f".{key}.new.safetensors")          # kept aside until checked
+            new = save_masks(result.masks, d / f".{key}.new.safetensors", pattern=result.report.get("pattern"))          # kept aside until checked
             got = sha256(new)
             if info is not None and got != info["masks_sha256"]: _refuse_other_masks(new, got, info_file, info, out_dir)
             if result.weights is not None: save_file_atomic(result.weights, wfile)

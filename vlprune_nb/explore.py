@@ -47,7 +47,8 @@ def reallocatable(method: str) -> bool:
     "Whether the masks of `method` at every sparsity follow from one set of scores (one-shot, sparsity-free score, weights kept)."
     spec = pruning.METHODS[method]
     return (spec.schedule is None and not getattr(spec.allocation, "changes_weights", False)
-            and not getattr(spec.score, "uses_sparsity", False))
+            and not getattr(spec.score, "uses_sparsity", False) and not getattr(spec.allocation, "uses_data", False)
+            and not hasattr(spec.allocation, "pattern"))
 
 def _sorted(flat: torch.Tensor) -> np.ndarray:
     "Stable ascending order of `flat` (ties: lowest index first, as `pruning.lowest_k`), as numpy indices."
@@ -404,6 +405,9 @@ def _method_note(method: str) -> str:
     if reallocatable(method): return f"{method}: scores computed once and cached; moving the sparsity re-allocates them."
     why = ("iterative (it scores again after each pruning step)" if spec.schedule else
            "a weight-changing method (it solves for new weights)" if getattr(spec.allocation, "changes_weights", False) else
+           "layer-wise (each block pruned before the next is scored)" if getattr(spec.score, "layer_wise", False) else
+           "allocated from calibration statistics at each sparsity (OWL, ECoFLaP)" if getattr(spec.allocation, "uses_data", False) else
+           "an N:M pattern (its sparsity is fixed by the pattern)" if hasattr(spec.allocation, "pattern") else
            "trained for one target sparsity")
     return (f"{method} is {why}: it has no single score to re-allocate, so each sparsity is pruned on its own when "
             "chosen (with a progress bar) and then cached.")

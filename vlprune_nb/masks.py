@@ -12,8 +12,8 @@ import torch
 import torch.nn as nn
 
 # %% auto #0
-__all__ = ['MASKS_FORMAT', 'check_masks', 'MaskHolder', 'aliases', 'transfer', 'save_masks', 'load_masks', 'sparsity_report',
-           'to_torch_prune']
+__all__ = ['MASKS_FORMAT', 'check_masks', 'MaskHolder', 'aliases', 'transfer', 'is_nm', 'check_pattern', 'save_masks',
+           'load_masks', 'sparsity_report', 'to_torch_prune']
 
 # %% ../nbs/05_masks.ipynb #c002b
 def _check_mask(source: str, name: str, m, param: torch.Tensor | None = None):
@@ -82,15 +82,33 @@ from .families import open_safetensors
 MASKS_FORMAT = "vlprune-masks-bitpacked-2"
 _FORMAT_1 = "vlprune-masks-bitpacked-1"      # metadata in three entries: still read
 
-def save_masks(masks: dict, path) -> Path:
-    "Save `masks` (name → bool tensor, e.g. a `PruneResult`) bit-packed to a safetensors file, atomically; returns the path."
+def is_nm(mask: torch.Tensor, n: int, m: int) -> bool:
+    "Whether `mask` keeps at most `n` of every `m` consecutive entries of each row (its input dimension)."
+    r = mask.reshape(mask.shape[0], -1)                                    # (d_out, d_in)
+    return r.shape[1] % m == 0 and bool((r.reshape(r.shape[0], -1, m).sum(-1) <= n).all())
+
+def check_pattern(masks: dict, pattern, source: str = "masks"):
+    "Raise naming the first mask that is not N:M for `pattern` = (n, m) (n kept of every m along the input dimension)."
+    n, m = pattern
+    bad = next((k for k, v in masks.items() if not is_nm(v, n, m)), None)
+    if bad is not None:
+        raise ValueError(f"{source}: mask {bad!r} (shape {tuple(masks[bad].shape)}) is not {n}:{m}: some group of {m} "
+                         f"consecutive weights along its input dimension keeps more than {n}, or {m} does not divide it")
+
+def save_masks(masks: dict, path, pattern: tuple | None = None) -> Path:
+    """Save `masks` (name → bool tensor, e.g. a `PruneResult`) bit-packed to a safetensors file, atomically; returns
+    the path. `pattern` (n, m), or a `PruneResult`'s own (its report's "pattern"): the masks are checked N:M and the
+    pattern recorded, so that `load_masks` checks it again."""
+    pattern = pattern or getattr(masks, "report", {}).get("pattern")
+    if pattern is not None: check_pattern(masks, pattern, "save_masks")
     packed, shapes = {}, {}
     for name, m in masks.items():
         _check_mask("save_masks", name, m)
         b = m.detach().cpu().contiguous()
         packed[name] = torch.from_numpy(np.packbits(b.numpy().reshape(-1)))
         shapes[name] = list(b.shape)
-    meta = {"vlprune": json.dumps({"format": MASKS_FORMAT, "shapes": shapes})}
+    info = {"format": MASKS_FORMAT, "shapes": shapes, **({"pattern": list(pattern)} if pattern is not None else {})}
+    meta = {"vlprune": json.dumps(info)}
     return atomic_write(path, lambda tmp: save_file(packed, str(tmp), metadata=meta))
 
 def _packed_shapes(path: Path, meta: dict) -> dict | None:
@@ -123,7 +141,10 @@ def load_masks(path, model: nn.Module | None = None) -> dict:
     if not path.is_file(): raise FileNotFoundError(f"no mask file at {path}")
     with open_safetensors(path) as f:
         shapes = _packed_shapes(path, f.metadata() or {})
-        if shapes is not None: out = _unpacked(path, f, shapes)
+        if shapes is not None:
+            out = _unpacked(path, f, shapes)
+            pattern = json.loads(f.metadata()["vlprune"]).get("pattern") if f.metadata()["vlprune"] != _FORMAT_1 else None
+            if pattern is not None: check_pattern(out, pattern, str(path))
         else:
             out = {}
             for name in f.keys():

@@ -27,26 +27,30 @@ from .pruning import prune, METHODS
 
 # %% auto #0
 __all__ = ['SPARSITIES', 'TASKS3', 'PARTS', 'NOISE_SEEDS', 'NOISE_CELLS', 'ABLATIONS', 'CALIB_SIZES', 'UNIMODAL_CALIB',
-           'PRIORITY', 'MIN_SPREAD', 'CLAIMS', 'RUNTIME_METHODS', 'COLLAPSE', 'CLAIM_TERMS', 'README_BLOCKS',
-           'primary_metric', 'select', 'strongest_baselines', 'part_configs', 'chapter_configs', 'paper_numbers',
-           'paper_value', 'benchmark_table', 'task_sparsity_table', 'task_network_note', 'spread', 'noise_table',
-           'claim_best_in_most_cells', 'claim_lead_grows', 'claim_edges_nodes', 'claim_inverted_below_random',
-           'modality_sparsity', 'claim_prior_prevents_collapse', 'claim_blip_harder', 'claim_small_calibration',
-           'claims_table', 'calibration_table', 'part_of', 'cost_table', 'claim_runtime', 'runtime_key',
-           'runtime_config', 'measure_runtime', 'runtime_table', 'sparsity_curves', 'layer_heatmaps', 'collapse_figure',
-           'ablation_figure', 'chapter_figures', 'check_figures', 'figures_cli', 'readme_tables', 'upop_readme_tables',
-           'winners_table', 'claims_block', 'winners_block', 'upop_headline', 'dense_table', 'readme_block',
-           'write_readme_block', 'blocks_in', 'readme_cli']
+           'FIELD_METHODS', 'FIELD_NM', 'FIELD_CELLS', 'PRIORITY', 'MIN_SPREAD', 'CLAIMS', 'RUNTIME_METHODS',
+           'COLLAPSE', 'CLAIM_TERMS', 'README_BLOCKS', 'primary_metric', 'select', 'strongest_baselines',
+           'part_configs', 'chapter_configs', 'paper_numbers', 'paper_value', 'benchmark_table', 'task_sparsity_table',
+           'task_network_note', 'spread', 'noise_table', 'claim_best_in_most_cells', 'claim_lead_grows',
+           'claim_edges_nodes', 'claim_inverted_below_random', 'modality_sparsity', 'claim_prior_prevents_collapse',
+           'claim_blip_harder', 'claim_small_calibration', 'claims_table', 'calibration_table', 'part_of', 'cost_table',
+           'claim_runtime', 'runtime_key', 'runtime_config', 'measure_runtime', 'runtime_table', 'sparsity_curves',
+           'layer_heatmaps', 'collapse_figure', 'ablation_figure', 'chapter_figures', 'check_figures', 'figures_cli',
+           'readme_tables', 'upop_readme_tables', 'winners_table', 'claims_block', 'winners_block', 'upop_headline',
+           'dense_table', 'readme_block', 'write_readme_block', 'blocks_in', 'readme_cli']
 
 # %% ../nbs/35_multiflow.ipynb #c004
 SPARSITIES = (0.63, 0.75, 0.9)
 TASKS3 = ("retrieval", "captioning", "vqa")
-PARTS = ("benchmark_xvlm", "benchmark_blip", "noise", "ablations", "unimodal", "calibration")
+PARTS = ("benchmark_xvlm", "benchmark_blip", "noise", "ablations", "unimodal", "calibration", "field_first_look", "field")
 NOISE_SEEDS = (1, 2)
 NOISE_CELLS = (("xvlm", "retrieval"), ("xvlm", "captioning"), ("xvlm", "vqa"), ("blip", "retrieval"))
 ABLATIONS = ("multiflow_edges", "multiflow_nodes", "multiflow_inverted", "multiflow_global")
 CALIB_SIZES = (1, 4, 16, 64, 256)
 UNIMODAL_CALIB = (4, 250)
+FIELD_METHODS = ("wanda", "sparsegpt", "ecoflap")                      # beyond the paper: the field's baselines since
+FIELD_NM = ("wanda_2of4", "sparsegpt_2of4", "multiflow_2of4")          # 2:4 at 50 %, beside their unstructured 50 %
+FIELD_CELLS = (("xvlm", "retrieval"), ("xvlm", "captioning"), ("xvlm", "vqa"), ("blip", "retrieval"),
+               ("blip", "captioning"), ("blip", "vqa"))
 PRIORITY = ("multiflow", "omp", "snip", "itersnip", "chita++", "tamt", "lamp", "chita", "l2norm", "random")
 
 def primary_metric(task: str) -> str:
@@ -93,6 +97,11 @@ def part_configs(part: str, records: list[dict] | None = None, **kw) -> list[dic
                 [run_config("vit", m, s, "classification", **kw) for s in SPARSITIES[::-1] for m in ("multiflow", "omp", "tamt")] +
                 [run_config("vit", "multiflow", s, "classification", calib_batches=n, **kw) for s in SPARSITIES[::-1]
                  for n in UNIMODAL_CALIB])
+    if part in ("field_first_look", "field"):
+        cells = FIELD_CELLS[:1] if part == "field_first_look" else FIELD_CELLS
+        return [c for fam, task in cells for c in
+                [run_config(fam, m, s, task, **kw) for s in SPARSITIES[::-1] for m in FIELD_METHODS] +
+                [run_config(fam, m, 0.5, task, **kw) for m in (*FIELD_NM, *(n.split("_")[0] for n in FIELD_NM))]]
     return [run_config("xvlm", "multiflow", 0.9, "retrieval", calib_batches=n, **kw) for n in CALIB_SIZES]
 
 def chapter_configs(parts=PARTS, records: list[dict] | None = None, **kw) -> list[dict]:

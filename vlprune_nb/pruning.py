@@ -184,6 +184,7 @@ def _setup(model, method, sparsity, calib, seed, options, progress=False, device
     check_int("seed", seed)
     device = check_device(device)
     spec = _check_method(method, options)
+    if hasattr(spec.allocation, "check_sparsity"): spec.allocation.check_sparsity(method, sparsity)   # a pattern's own sparsity (N:M)
     records = prunable(model)
     if not records: raise ValueError(f"{type(model).__name__} has no prunable weights (family {family_of(model).name!r})")
     batches = _check_calib(method, spec, calib, model)
@@ -229,6 +230,7 @@ def prune(model: nn.Module, method: str, sparsity: float, calib=None, *, seed: i
     report = {"method": method, "sparsity": sparsity, "seed": seed, "options": ctx.options,
               "calib_batches": len(ctx.calib) if ctx.calib else 0, "prunable": N, "target_pruned": n_pruned(sparsity, N),
               "pruned": P, "kept": N - P, "by_modality": by_mod, "seconds": time.perf_counter() - t0, **ctx.report}
+    if hasattr(spec.allocation, "pattern"): report["pattern"] = list(spec.allocation.pattern)     # N:M: checked when saved
     return PruneResult(masks, weights, report)
 
 def scores(model: nn.Module, method: str, calib=None, *, sparsity: float = 0.0, seed: int = 0, progress: bool = False,
@@ -238,6 +240,7 @@ def scores(model: nn.Module, method: str, calib=None, *, sparsity: float = 0.0, 
     if spec.schedule: raise ValueError(f"{method!r} is iterative: its scores change at every step")
     if getattr(spec.allocation, "changes_weights", False): raise ValueError(f"{method!r} does not produce per-weight scores")
     with on_device(model, device), preserved(model, ctx.params): out = spec.score(ctx, sparsity)
+    if not isinstance(out, dict): raise ValueError(f"{method!r} is layer-wise: it chooses within each layer as it prunes, without per-weight scores")
     return {n: t.detach().cpu() for n, t in out.items()}
 
 # %% ../nbs/10_pruning.ipynb #c011
@@ -801,3 +804,6 @@ def trained_mask(ctx: PruneContext, sparsity: float) -> dict:
 OPTION_CHECKS.update(lr=partial(check_float, min=0), weight_decay=partial(check_float, min=0))
 METHODS["tamt"] = Method(trained_mask, global_threshold, data=True, defaults=dict(lr=5e-5, weight_decay=0.01, reference_quirks=False))
 trained_mask.uses_sparsity = True     # its scores are trained for one target sparsity: another needs another training
+
+# %% ../nbs/10_pruning.ipynb #c071
+import vlprune_nb.field             # registers Wanda, SparseGPT, OWL, ECoFLaP and N:M in METHODS (see the field chapter)
