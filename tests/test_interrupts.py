@@ -56,6 +56,20 @@ def wait_for(cond, timeout: float, poll: float = 0.05):
     return None
 
 
+def interrupt(p: subprocess.Popen, sig, what: str) -> tuple[float, str]:
+    "Send `sig` to `p`'s process group and wait: (seconds it took to end, its stderr); kill all and fail after 60 s."
+    t0 = time.time()
+    os.killpg(p.pid, sig)
+    try: _, err = p.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        left = children(p.pid)
+        for q in [p.pid, *left]:
+            try: os.kill(q, signal.SIGKILL)
+            except ProcessLookupError: pass
+        pytest.fail(f"{what} did not end within 60 s of {sig.name}; processes: {left}")
+    return time.time() - t0, err
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interrupt_of_a_two_worker_captioning_sweep_during_meteor(sig, tmp_path):
     """The signal goes to the sweep's process group (what Ctrl-C does; SIGTERM as `kill` sends it to a job) while java runs:
@@ -69,16 +83,7 @@ def test_interrupt_of_a_two_worker_captioning_sweep_during_meteor(sig, tmp_path)
         return p.poll() is None and any("java" in n for n in children(p.pid).values())
     assert wait_for(java, 240), f"no java ran; the sweep ended with {p.poll()}: {p.stderr.read() if p.poll() is not None else ''}"
     seen.update(children(p.pid))
-    t0 = time.time()
-    os.killpg(p.pid, sig)
-    try: _, err = p.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        left = children(p.pid)
-        for q in [p.pid, *left]:
-            try: os.kill(q, signal.SIGKILL)
-            except ProcessLookupError: pass
-        pytest.fail(f"the sweep did not end within 60 s of {sig.name}; processes: {left}")
-    took = time.time() - t0
+    took, err = interrupt(p, sig, "the sweep")
     print(f"{sig.name}: exit {p.returncode} after {took:.1f} s")
     assert took < 30 and p.returncode == 128 + sig, (took, p.returncode, err[-2000:])
     assert wait_for(lambda: not alive(seen), 5, 0.1) or not alive(seen), {q: seen[q] for q in alive(seen)}
@@ -154,16 +159,7 @@ def test_interrupt_of_the_main_job(tmp_path):
     assert wait_for(claimed, 240), f"the run never claimed its configuration; exit {p.poll()}"
     time.sleep(3)
     seen.update(children(p.pid))
-    t0 = time.time()
-    os.killpg(p.pid, signal.SIGINT)
-    try: p.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        left = children(p.pid)
-        for q in [p.pid, *left]:
-            try: os.kill(q, signal.SIGKILL)
-            except ProcessLookupError: pass
-        pytest.fail(f"the main job did not end within 60 s of SIGINT; processes: {left}")
-    took = time.time() - t0
+    took, _ = interrupt(p, signal.SIGINT, "the main job")
     print(f"main job SIGINT: exit {p.returncode} after {took:.1f} s")
     assert took < 30 and p.returncode != 0, (took, p.returncode)
     assert wait_for(lambda: not alive(seen), 5, 0.1) or not alive(seen), {q: seen[q] for q in alive(seen)}

@@ -17,7 +17,7 @@ import torch.nn as nn
 
 from .data import check_int, check_float, check_flag, check_choice
 from .config import progress as tqdm
-from .pruning import (METHODS, OPTION_CHECKS, Method, PruneContext, ActivationStats, activation_stats, lowest_k,
+from .pruning import (METHODS, OPTION_CHECKS, Method, PruneContext, ActivationStats, activation_stats, collect, lowest_k,
                       n_pruned, magnitude, snip_saliency, flow, gradient_mode, finite_inputs, pretraining_loss,
                       check_gradients, non_finite, apportion)
 from .pruning import _stats, _weight_modules
@@ -144,14 +144,7 @@ class HessianStats(ActivationStats):
 @torch.no_grad()
 def hessians(model: nn.Module, calib, records: list, method: str = "sparsegpt", progress: bool = False) -> dict:
     "Σ x xᵀ of the inputs of each layer of `records` over the calibration batches (eval mode, forward only)."
-    fam, stats, mode = family_of(model), HessianStats(model, records), model.training
-    model.eval()
-    try:
-        for i, batch in enumerate(tqdm(calib, desc=f"{method}: calibration forwards", leave=False, disable=not progress)):
-            stats.set_batch(batch); fam.calibration_forward(model, batch); stats.check(method, i)
-    finally:
-        stats.remove(); model.train(mode)
-    return stats.result()
+    return collect(model, calib, HessianStats(model, records), method, progress)
 
 # %% ../nbs/11_field.ipynb #f015
 def wanda_metric(w: torch.Tensor, a: torch.Tensor) -> torch.Tensor:

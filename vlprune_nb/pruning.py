@@ -29,10 +29,11 @@ from .families import Prunable, family_of, prunable
 __all__ = ['METHODS', 'OPTION_CHECKS', 'SCHEDULES', 'n_pruned', 'lowest_k', 'Method', 'PruneContext', 'PruneResult',
            'check_calibration', 'on_device', 'preserved', 'prune', 'scores', 'global_threshold', 'apportion',
            'per_layer', 'normal', 'magnitude', 'l2_normalised', 'lamp_score', 'lamp', 'non_finite', 'token_side',
-           'ActivationStats', 'activation_stats', 'flow_terms', 'flow', 'flow_nodes', 'flow_inverted', 'prior_counts',
-           'modality_prior', 'gradient_mode', 'finite_inputs', 'pretraining_loss', 'check_gradients', 'mean_gradient',
-           'snip_saliency', 'schedule', 'iterate', 'chita_blocks', 'GradientStore', 'chita_objective', 'prune_ls',
-           'ridge_refit', 'heuristic_ls', 'per_batch_gradients', 'chita_solve', 'chita_iht', 'swapped', 'trained_mask']
+           'ActivationStats', 'activation_stats', 'collect', 'flow_terms', 'flow', 'flow_nodes', 'flow_inverted',
+           'prior_counts', 'modality_prior', 'gradient_mode', 'finite_inputs', 'pretraining_loss', 'check_gradients',
+           'mean_gradient', 'snip_saliency', 'schedule', 'iterate', 'chita_blocks', 'GradientStore', 'chita_objective',
+           'prune_ls', 'ridge_refit', 'heuristic_ls', 'per_batch_gradients', 'chita_solve', 'chita_iht', 'swapped',
+           'trained_mask']
 
 # %% ../nbs/10_pruning.ipynb #c005
 def n_pruned(sparsity: float, n: int) -> int:
@@ -384,8 +385,12 @@ class ActivationStats:
 def activation_stats(model: nn.Module, calib, records: list | None = None, method: str = "multiflow",
                      progress: bool = False) -> dict:
     "Mean squared input activation a_j of every prunable layer over the calibration batches (eval mode, forward only); errors name `method`."
-    records = records or prunable(model)
-    fam, stats, mode = family_of(model), ActivationStats(model, records), model.training
+    return collect(model, calib, ActivationStats(model, records or prunable(model)), method, progress)
+
+def collect(model: nn.Module, calib, stats, method: str, progress: bool = False):
+    """Run the family's calibration forward over `calib` in eval mode with the hooks of `stats` (an `ActivationStats`
+    or the like) attached, remove them whatever happens, and return `stats.result()`; errors name `method`."""
+    fam, mode = family_of(model), model.training
     model.eval()
     try:
         for i, batch in enumerate(tqdm(calib, desc=f"{method}: calibration forwards", leave=False, disable=not progress)):
