@@ -635,7 +635,7 @@ def _wait(futures):
 
 def sweep(cfgs: list[dict], out_dir=None, progress: bool = True, workers: int = 1, executor=None) -> list[dict]:
     """Run every configuration whose record is not yet in the store, `workers` local processes at a time (or through
-    `executor`, any `concurrent.futures`-style executor) into the store `out_dir` (default: the user store); tqdm over
+    `executor`: its `submit` returns futures or jobs with `done()`, `result()`, `cancel()`) into the store `out_dir` (default: the user store); tqdm over
     runs with an ETA. Returns the records, in order. Configurations another process is running are left to it and waited for. Ctrl-C or SIGTERM stops every worker
     and what it started, says on stderr which configurations are in the store, and raises `KeyboardInterrupt`."""
     out_dir = user_results_dir(out_dir)
