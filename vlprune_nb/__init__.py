@@ -22,3 +22,5 @@ Modules:
 - `vlprune_nb.upop_runs`: One structured run is a configuration → search, extract, measure, retrain, evaluate → a result record (JSON) in the same `data/results/` store as the unstructured runs, with its structure beside it in `structures/`. Sweeps are resumable; `upop_grid` lists the UPop paper's experiments on the embedded world."""
 
 __version__ = "0.1.0"
+
+from . import field as _field          # registers Wanda, SparseGPT, OWL, ECoFLaP and N:M in pruning.METHODS

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from .config import settings, write_json, read_json, default_device, file_lock, Busy, interrupts, exit_code
-from . import __version__, data, deploy, families, masks as _masks, pruning, structured, tasks
+from . import __version__, config, data, deploy, families, masks as _masks, pruning, structured, tasks
 from .experiments import grid_cli, shipped_families
 
 # %% auto #0
@@ -236,8 +236,8 @@ def prune_checkpoint(ckpt, out, method: str, sparsity: float, calib=None, image_
     bs = S.get("reproduce", "calib_batch_size", int) if batch_size is None else batch_size
     options, device = options or {}, torch.device(device) if device is not None else default_device()
     spec = pruning._check_method(method, options)
-    data.check_float("sparsity", sparsity, min=0, below=1)
-    data.check_choice("format", format, FORMATS)
+    config.check_float("sparsity", sparsity, min=0, below=1)
+    config.check_choice("format", format, FORMATS)
     if hasattr(spec.allocation, "check_sparsity"): spec.allocation.check_sparsity(method, sparsity)
     src = families._checkpoint_path(ckpt)
     calib = calibration_source(ckpt, calib) if spec.data else None
@@ -292,7 +292,7 @@ def compress_checkpoint(ckpt, out, task: str, ratio: float, method: str = "upop"
                         split: str = "train", search_steps: int | None = None, retrain_steps: int | None = None,
                         batch_size: int | None = None, seed: int = 0, force: bool = False, progress: bool = True) -> dict:
     "Search → extract → retrain checkpoint `ckpt` for `task` at compression `ratio` and write the extracted model, report.json and README.txt to `out`; returns the report."
-    data.check_choice("method", method, structured.METHODS); structured.ratio_to_p(ratio)
+    config.check_choice("method", method, structured.METHODS); structured.ratio_to_p(ratio)
     src = families._checkpoint_path(ckpt)
     records = task_records(task, data_path, image_root, split) if data_path is not None else None
     with output_folder(out, force, source=src, need_bytes=_bytes(src), writer="vlprune structured") as stage:
@@ -325,7 +325,7 @@ def _option(text: str) -> tuple:
 
 def _sparsity(text: str) -> float:
     "A sparsity in [0, 1)."
-    try: return data.check_float("sparsity", float(text), min=0, below=1)
+    try: return config.check_float("sparsity", float(text), min=0, below=1)
     except ValueError: raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}") from None
 
 def _ratio(text: str) -> float:
@@ -336,7 +336,7 @@ def _ratio(text: str) -> float:
 def _count(minimum: int):
     "An integer >= `minimum`."
     def parse(text: str) -> int:
-        try: return data.check_int("value", int(text), min=minimum)
+        try: return config.check_int("value", int(text), min=minimum)
         except ValueError: raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}") from None
     return parse
 

@@ -7,7 +7,7 @@ Docs: https://vlprune.github.io/vlprune_nb/config.html.md"""
 
 # %% ../nbs/00_config.ipynb #c002
 from __future__ import annotations
-import configparser, hashlib, json, os, random, tempfile
+import configparser, hashlib, json, math, numbers, os, random, tempfile
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +15,12 @@ import torch
 
 # %% auto #0
 __all__ = ['THREADS_ENV', 'MULTITHREAD_PARAMS', 'KERNEL_VARS', 'PROGRESS_MODES', 'settings_path', 'Settings', 'settings',
-           'seed_everything', 'default_device', 'available_devices', 'check_device', 'busy_cpus', 'usable_cpus',
-           'torch_threads', 'cpu_name', 'machine_fingerprint', 'atomic_write', 'write_json', 'read_json', 'sha256',
-           'Busy', 'file_lock', 'is_locked', 'Interrupted', 'interrupts', 'exit_code', 'in_kernel', 'progress_mode',
-           'TerminalBar', 'SinkBar', 'progress_to', 'progress', 'assigned_names', 'unknown_parameters',
-           'check_notebook_parameters', 'ParameterError', 'parameter_errors']
+           'seed_everything', 'default_device', 'available_devices', 'check_device', 'check_int', 'check_float',
+           'check_flag', 'check_choice', 'check_directory', 'busy_cpus', 'usable_cpus', 'torch_threads', 'cpu_name',
+           'machine_fingerprint', 'atomic_write', 'write_json', 'read_json', 'sha256', 'Busy', 'file_lock', 'is_locked',
+           'Interrupted', 'interrupts', 'exit_code', 'in_kernel', 'progress_mode', 'TerminalBar', 'SinkBar',
+           'progress_to', 'progress', 'assigned_names', 'unknown_parameters', 'check_notebook_parameters',
+           'ParameterError', 'parameter_errors']
 
 # %% ../nbs/00_config.ipynb #c004
 def settings_path() -> Path:
@@ -98,6 +99,41 @@ def check_device(device=None) -> torch.device:
     if d.index is None and f"{d.type}:0" in have: d = torch.device(d.type, torch.accelerator.current_device_index())
     if str(d) not in have: raise ValueError(f"device={device!r} is not on this machine; it has {', '.join(have)}")
     return d
+
+# %% ../nbs/00_config.ipynb #c002b
+def _allowed(kind: str, min=None, above=None, below=None, allow_none: bool = False) -> str:
+    "The values a check allows, in words: 'an integer >= 0', 'None or a finite number > 0', ..."
+    bounds = [f"{op} {v}" for op, v in ((">=", min), (">", above), ("<", below)) if v is not None]
+    return ("None or " if allow_none else "") + " ".join([kind, " and ".join(bounds)]).strip()
+
+def check_int(name: str, value, min: int | None = None, allow_none: bool = False):
+    "`value` if it is an integer (a bool is not) >= `min`, or None with `allow_none`; else a ValueError naming `name`, the range and `value`."
+    if value is None and allow_none: return value
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and (min is None or value >= min): return value
+    raise ValueError(f"{name} must be {_allowed('an integer', min, allow_none=allow_none)}, got {value!r}")
+
+def check_float(name: str, value, min=None, above=None, below=None, allow_none: bool = False):
+    "`value` if it is a finite real number (a bool is not) >= `min`, > `above` and < `below`, or None with `allow_none`; else a ValueError naming `name`, the range and `value`."
+    if value is None and allow_none: return value
+    if (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+            and (min is None or value >= min) and (above is None or value > above) and (below is None or value < below)):
+        return value
+    raise ValueError(f"{name} must be {_allowed('a finite number', min, above, below, allow_none)}, got {value!r}")
+
+def check_flag(name: str, value) -> bool:
+    "`value` if it is True or False (0 and 1 are not); else a ValueError naming `name`."
+    if isinstance(value, bool): return value
+    raise ValueError(f"{name} must be True or False, got {value!r}")
+
+def check_choice(name: str, value, choices):
+    "`value` if it is one of `choices`; else a ValueError naming `name` and listing them."
+    if value in choices: return value
+    raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+
+def check_directory(name: str, value, allow_none: bool = False):
+    "`value` if it is the path of an existing directory (or None with `allow_none`); else a ValueError naming `name`."
+    if (value is None and allow_none) or (isinstance(value, (str, os.PathLike)) and Path(value).is_dir()): return value
+    raise ValueError(f"{name} must be {'None or ' if allow_none else ''}an existing directory, got {value!r}")
 
 # %% ../nbs/00_config.ipynb #c83d5339
 THREADS_ENV = "VLPRUNE_THREADS"

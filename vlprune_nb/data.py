@@ -18,52 +18,16 @@ import torch.nn.functional as F
 from PIL import Image
 from .config import progress as tqdm    # a widget in a notebook frontend, the terminal under papermill
 
-from .config import settings, write_json, read_json
+from .config import settings, write_json, read_json, check_int, check_float, check_flag, check_choice, check_directory
 
 # %% auto #0
 __all__ = ['SHAPES', 'COLOURS', 'SIZES', 'ROWS', 'COLS', 'NUMBER_WORDS', 'CLASSES', 'SPECIAL_TOKENS', 'IMAGE_SUFFIXES',
-           'RECORD_FORMATS', 'check_int', 'check_float', 'check_flag', 'check_choice', 'check_directory',
-           'position_name', 'Obj', 'sample_scene', 'render', 'caption_pool', 'describe', 'ask', 'normalize_vqa_answer',
-           'vqa_score', 'nlvr_statement', 'build_tokenizer', 'load_tokenizer', 'enc_token_id', 'world_root',
-           'generate_world', 'read_pretrain', 'read_karpathy', 'read_vqa', 'read_nlvr', 'read_image_folder',
-           'check_image', 'load_image', 'load_images', 'read_image', 'Processor', 'checkpoint_processor', 'augment',
-           'world_items', 'calibration_indices', 'check_calibration_images', 'calibration_batches', 'Records',
-           'detect_format', 'read_records']
-
-# %% ../nbs/01_data.ipynb #c002b
-def _allowed(kind: str, min=None, above=None, below=None, allow_none: bool = False) -> str:
-    "The values a check allows, in words: 'an integer >= 0', 'None or a finite number > 0', ..."
-    bounds = [f"{op} {v}" for op, v in ((">=", min), (">", above), ("<", below)) if v is not None]
-    return ("None or " if allow_none else "") + " ".join([kind, " and ".join(bounds)]).strip()
-
-def check_int(name: str, value, min: int | None = None, allow_none: bool = False):
-    "`value` if it is an integer (a bool is not) >= `min`, or None with `allow_none`; else a ValueError naming `name`, the range and `value`."
-    if value is None and allow_none: return value
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and (min is None or value >= min): return value
-    raise ValueError(f"{name} must be {_allowed('an integer', min, allow_none=allow_none)}, got {value!r}")
-
-def check_float(name: str, value, min=None, above=None, below=None, allow_none: bool = False):
-    "`value` if it is a finite real number (a bool is not) >= `min`, > `above` and < `below`, or None with `allow_none`; else a ValueError naming `name`, the range and `value`."
-    if value is None and allow_none: return value
-    if (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-            and (min is None or value >= min) and (above is None or value > above) and (below is None or value < below)):
-        return value
-    raise ValueError(f"{name} must be {_allowed('a finite number', min, above, below, allow_none)}, got {value!r}")
-
-def check_flag(name: str, value) -> bool:
-    "`value` if it is True or False (0 and 1 are not); else a ValueError naming `name`."
-    if isinstance(value, bool): return value
-    raise ValueError(f"{name} must be True or False, got {value!r}")
-
-def check_choice(name: str, value, choices):
-    "`value` if it is one of `choices`; else a ValueError naming `name` and listing them."
-    if value in choices: return value
-    raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
-
-def check_directory(name: str, value, allow_none: bool = False):
-    "`value` if it is the path of an existing directory (or None with `allow_none`); else a ValueError naming `name`."
-    if (value is None and allow_none) or (isinstance(value, (str, os.PathLike)) and Path(value).is_dir()): return value
-    raise ValueError(f"{name} must be {'None or ' if allow_none else ''}an existing directory, got {value!r}")
+           'RECORD_FORMATS', 'position_name', 'Obj', 'sample_scene', 'render', 'caption_pool', 'describe', 'ask',
+           'normalize_vqa_answer', 'vqa_score', 'nlvr_statement', 'build_tokenizer', 'load_tokenizer', 'enc_token_id',
+           'world_root', 'generate_world', 'read_pretrain', 'read_karpathy', 'read_vqa', 'read_nlvr',
+           'read_image_folder', 'check_image', 'load_image', 'load_images', 'read_image', 'Processor',
+           'checkpoint_processor', 'augment', 'world_items', 'calibration_indices', 'check_calibration_images',
+           'calibration_batches', 'Records', 'detect_format', 'read_records']
 
 # %% ../nbs/01_data.ipynb #c004
 SHAPES = ["square", "circle", "triangle", "cross", "diamond", "ring"]
@@ -687,7 +651,7 @@ def check_calibration_images(records, n_batches: int, batch_size: int, seed: int
     for i in calibration_indices(len(records), n_batches, batch_size, seed): check_image(records[i]["image"], max_pixels)
     return records
 
-def calibration_batches(model_or_family, n_batches: int, batch_size: int = 32, seed: int = 0, progress: bool = False,
+def calibration_batches(model, n_batches: int, batch_size: int = 32, seed: int = 0, progress: bool = False,
                         *, data: list[dict] | None = None) -> list[dict]:
     """`n_batches` batches ready for the family's calibration forward (same seed, same batches; `progress`: a bar).
 
@@ -695,14 +659,12 @@ def calibration_batches(model_or_family, n_batches: int, batch_size: int = 32, s
     captions (Karpathy: one caption per image, drawn with the seed), or image + label for an image-only model; None:
     the world's pretraining split (classification split for an image-only model)."""
     check_int("n_batches", n_batches, min=1); check_int("batch_size", batch_size, min=1); check_int("seed", seed)
-    if isinstance(model_or_family, str):
-        from vlprune_nb.families import load
-        model_or_family = load(model_or_family)
-    proc = model_or_family.processor
+    proc = getattr(model, "processor", None)
+    if proc is None: raise ValueError(f"model: calibration batches need a model with its processor (as families.load gives), got a {type(model).__name__}")
     image_only = proc.tokenizer is None
     source = getattr(data, "source", "data")
     if data is None: items, source = world_items("classification" if image_only else "pretrain"), "the split"
-    else: items = _check_records(data, source, image_only, getattr(getattr(model_or_family, "config", None), "num_labels", None))
+    else: items = _check_records(data, source, image_only, getattr(getattr(model, "config", None), "num_labels", None))
     idx = calibration_indices(len(items), n_batches, batch_size, seed)
     if len(idx) < n_batches * batch_size:
         raise ValueError(f"{n_batches} batches of {batch_size} need {n_batches * batch_size} records; {source} has {len(items)}")

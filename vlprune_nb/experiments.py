@@ -19,28 +19,42 @@ from safetensors.torch import save_file, load_file
 
 from .config import settings, read_json, write_json, sha256, seed_everything, atomic_write, machine_fingerprint
 from .pruning import PruneResult, prune, METHODS
-from .data import calibration_batches, check_int, check_float
+from .data import calibration_batches
+from .config import check_int, check_float
 from . import families, tasks
 
 # %% auto #0
 __all__ = ['NUMBER', 'RECORD_KINDS', 'PRUNE_KEYS', 'CAPABILITIES', 'FINGERPRINT_KEYS', 'BENCHMARK_METHODS', 'TABLE_VARIES',
-           'checkpoint_sha256', 'checkpoint_id', 'shipped_families', 'check_family', 'checkpoint_params', 'run_config',
-           'config_hash', 'run_key', 'environment', 'results_dir', 'user_results_dir', 'record_path', 'record_kind',
-           'check_record', 'scan_store', 'is_done', 'load_records', 'prune_config', 'prune_key', 'fine_tuned_from',
-           'kernel_env', 'pruned_state', 'mask_layers', 'prune_info', 'save_file_atomic', 'ran_modules',
-           'task_sparsity', 'run', 'RecordBusy', 'lock_path', 'claim', 'check_results_dir', 'dense_config_for',
-           'dense_metrics_for', 'shipped_twin', 'rerun_noise', 'machine_summary', 'same_fingerprint',
-           'compare_with_shipped', 'layer_sparsity', 'grid', 'sweep', 'grid_cli', 'same_budget', 'mean_sd', 'mean_std',
-           'table']
+           'checkpoint_sha256', 'checkpoint_id', 'model_source', 'checkpoint_source', 'shipped_families',
+           'check_family', 'checkpoint_params', 'run_config', 'identity', 'config_hash', 'run_key', 'environment',
+           'results_dir', 'user_results_dir', 'record_path', 'record_kind', 'check_record', 'scan_store', 'is_done',
+           'load_records', 'prune_config', 'prune_key', 'fine_tuned_from', 'kernel_env', 'pruned_state', 'mask_layers',
+           'prune_info', 'save_file_atomic', 'ran_modules', 'task_sparsity', 'run', 'RecordBusy', 'lock_path', 'claim',
+           'check_results_dir', 'dense_config_for', 'dense_metrics_for', 'shipped_twin', 'rerun_noise',
+           'machine_summary', 'same_fingerprint', 'compare_with_shipped', 'layer_sparsity', 'grid', 'sweep', 'grid_cli',
+           'same_budget', 'mean_sd', 'mean_std', 'table']
 
 # %% ../nbs/30_experiments.ipynb #c004
-def checkpoint_sha256(family: str) -> str:
-    "The sha256 of `family`'s shipped model.safetensors, computed from the file (cached) and checked against its manifest."
-    return families.checkpoint_sha256(family)
+def checkpoint_sha256(source: str) -> str:
+    "The sha256 of the model.safetensors of `source` (a family's shipped checkpoint, or a checkpoint directory), cached, checked against its manifest."
+    return families.checkpoint_sha256(source)
 
-def checkpoint_id(family: str) -> str:
-    "The identity of `family`'s shipped checkpoint in configurations: the first 12 hex digits of its sha256."
-    return checkpoint_sha256(family)[:12]
+def checkpoint_id(source: str) -> str:
+    "The identity of a checkpoint in configurations (a family name or a directory): the first 12 hex digits of its sha256."
+    return checkpoint_sha256(source)[:12]
+
+def model_source(cfg: dict) -> str:
+    "What `families.load` loads for configuration `cfg`: its checkpoint directory, else its family's shipped checkpoint."
+    return cfg.get("checkpoint_dir") or cfg["family"]
+
+def checkpoint_source(family) -> tuple[str, str | None]:
+    """(family name, checkpoint directory or None) of what a run prunes: a family with a shipped checkpoint, or a
+    checkpoint directory (ours or transformers'), whose family is read from it."""
+    if str(family) not in families.FAMILIES and (Path(family) / "config.json").is_file():
+        d = str(Path(family).resolve())
+        return families.checkpoint_family(d), d
+    check_family(family)
+    return family, None
 
 def shipped_families() -> list[str]:
     "The families whose dense checkpoint ships in `[paths] checkpoints` (the ones a run can prune by name)."
@@ -53,27 +67,29 @@ def check_family(family: str):
         raise ValueError(f"family={family!r} is {known}; allowed: {shipped_families()}")
 
 def checkpoint_params(family: str) -> int:
-    "The number of parameters in `family`'s shipped model.safetensors, read from its header (what `config.torch_threads` takes)."
+    "The number of parameters in the model.safetensors of a family's shipped checkpoint or a checkpoint directory, read from its header (what `config.torch_threads` takes)."
     import math
-    check_family(family)
-    with families.open_safetensors(families.checkpoint_dir(family) / "model.safetensors") as f:
+    name, d = checkpoint_source(family)
+    with families.open_safetensors(Path(d or families.checkpoint_dir(name)) / "model.safetensors") as f:
         return sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
 
 def run_config(family: str = "blip", method: str = "multiflow", sparsity: float = 0.63, task: str = "retrieval",
                calib_batches: int | None = None, seed: int | None = None, finetune_steps: int | None = None,
                eval_limit: int | None = None, itm_k: int | None = None, threads: int = 1, **options) -> dict:
     """A validated, complete configuration of one unstructured run (defaults from settings.ini). `threads`: torch
-    threads of the run (`config.torch_threads` chooses them); named in the configuration only when not 1."""
+    threads of the run (`config.torch_threads` chooses them); named in the configuration only when not 1. `family`: a
+    family with a shipped checkpoint, or a checkpoint directory (the configuration then names its family, its
+    sha256 as `checkpoint` and the directory as `checkpoint_dir`)."""
     from vlprune_nb.pruning import METHODS
     S = settings()
-    check_family(family)
+    family, directory = checkpoint_source(family)
     if method != "dense" and method not in METHODS:
         raise ValueError(f"method={method!r} is not known; allowed: {['dense', *METHODS]}")
     unknown = sorted(set(options) - set(METHODS[method].defaults if method != "dense" else ()))
     if unknown: raise ValueError(f"method {method!r} has no option {', '.join(unknown)}; its options: "
                                  f"{sorted(METHODS[method].defaults) if method != 'dense' else 'none'}")
     check_int("threads", threads, 1)
-    allowed = tasks.FAMILY_TASKS[family]
+    allowed = tasks.FAMILY_TASKS.get(family, ())
     if task not in allowed: raise ValueError(f"task={task!r} is not a task of family {family!r}; allowed: {list(allowed)}")
     check_float("sparsity", sparsity, min=0, below=1)
     if method == "dense" and sparsity != 0: raise ValueError(f"method='dense' takes sparsity=0, got sparsity={sparsity}")
@@ -85,7 +101,7 @@ def run_config(family: str = "blip", method: str = "multiflow", sparsity: float 
                finetune_steps=check_int("finetune_steps", budget["steps"] if finetune_steps is None else finetune_steps, 0),
                finetune_lr=budget["lr"],
                eval_limit=check_int("eval_limit", eval_limit, 1, allow_none=True), options=options,
-               checkpoint=checkpoint_id(family))
+               checkpoint=checkpoint_id(directory or family), **({"checkpoint_dir": directory} if directory else {}))
     if threads != 1: cfg["threads"] = threads
     if task == "retrieval" and families.FAMILIES[family].itm_rerank:
         cfg["itm_k"] = check_int("itm_k", S.get("tasks", "itm_k", int) if itm_k is None else itm_k, 0)
@@ -94,9 +110,13 @@ def run_config(family: str = "blip", method: str = "multiflow", sparsity: float 
                          f"({', '.join(n for n, f in families.FAMILIES.items() if f.itm_rerank)}), not {family} {task}")
     return cfg
 
+def identity(cfg: dict) -> dict:
+    "What decides a run's result: the configuration without the directory its checkpoint was read from (`checkpoint` is its sha256)."
+    return {k: v for k, v in cfg.items() if k != "checkpoint_dir"}
+
 def config_hash(cfg: dict) -> str:
-    "A short hash of a whole configuration (JSON with sorted keys): two records share it only for equal configs."
-    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:8]
+    "A short hash of a configuration's `identity` (JSON with sorted keys): two records share it only for equal identities."
+    return hashlib.sha256(json.dumps(identity(cfg), sort_keys=True).encode()).hexdigest()[:8]
 
 def run_key(cfg: dict) -> str:
     "A readable file name for `cfg`: family_method_sparsity_task plus a short hash of the whole configuration."
@@ -206,17 +226,24 @@ def is_done(cfg: dict, out_dir=None, path: Path | None = None) -> bool:
     if not path.is_file(): return False
     try: r = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError): return False
-    return check_record(r, path) is None and r["config"] == cfg
+    return check_record(r, path) is None and identity(r["config"]) == identity(cfg)
 
 def _warn_skipped(skipped):
     if skipped:
         warnings.warn(f"results store: skipped {len(skipped)} file(s): " + "; ".join(f"{p.name}: {why}" for p, why in skipped),
                       stacklevel=3)
 
+def _current_id(source) -> str | None:
+    "The checkpoint id of a family's shipped checkpoint or of a directory as they are now (None: none there)."
+    if source not in families.FAMILIES and not Path(str(source)).is_dir(): return None
+    try: return checkpoint_id(source)
+    except (FileNotFoundError, ValueError): return None
+
 def load_records(out_dir=None, kind: str | None = None, current: bool = True, **where) -> list[dict]:
     """Trustworthy records of the store whose config matches all of `where` (e.g. family='blip'); `kind`:
     'unstructured', 'structured', ... (None: all); `current`: only records made from the shipped checkpoints now in
-    place, with the fine-tuning learning rate settings.ini gives their task now. Skipped files are warned about."""
+    place (shipped, or the checkpoint directory a record names), with the fine-tuning learning rate settings.ini gives
+    their task now. Skipped files are warned about."""
     out, ids = [], {}
     good, skipped = scan_store(out_dir)
     _warn_skipped(skipped)
@@ -225,9 +252,9 @@ def load_records(out_dir=None, kind: str | None = None, current: bool = True, **
         if kind is not None and r["kind"] != kind: continue
         if not all(cfg.get(k) == v for k, v in where.items()): continue
         if current:
-            fam = cfg.get("family")
-            if fam not in ids: ids[fam] = checkpoint_id(fam) if fam in families.FAMILIES else None
-            if cfg.get("checkpoint") != ids[fam]: continue
+            src = cfg.get("checkpoint_dir") or cfg.get("family")
+            if src not in ids: ids[src] = _current_id(src)
+            if cfg.get("checkpoint") != ids[src]: continue
             if cfg.get("task") in tasks.TASKS and cfg.get("finetune_lr") != tasks.finetune_defaults(cfg["task"])["lr"]: continue
         out.append(r)
     return out
@@ -339,7 +366,7 @@ def prune_info(record: dict, out_dir=None) -> dict | None:
     info_file = d / record["masks_file"].replace(".safetensors", ".json")
     info = read_json(info_file)
     if "layers" not in info:
-        model = families.load(record["config"]["family"])
+        model = families.load(model_source(record["config"]))
         info["layers"] = mask_layers(model, load_masks(d / record["masks_file"], model))
         write_json(info_file, info)
     return info
@@ -398,7 +425,7 @@ def _run(cfg, path, out_dir, progress) -> dict:
     "The body of `run`: prune, fine-tune, evaluate, write the record to `path`."
     from vlprune_nb.masks import sparsity_report
     seed_everything(cfg["seed"])
-    model = families.load(cfg["family"])
+    model = families.load(model_source(cfg))
     state = pruned_state(model, cfg, out_dir, progress) if cfg["method"] != "dense" else {
         "masks": {}, "masks_file": None, "masks_sha256": None, "prune_s": 0.0, "prune_report": {}}
     masks = state["masks"]
@@ -410,7 +437,7 @@ def _run(cfg, path, out_dir, progress) -> dict:
     metrics = tasks.evaluate(tm, cfg["task"], limit=cfg["eval_limit"], progress=progress,
                              **({"k": cfg["itm_k"]} if "itm_k" in cfg else {}))
     record = {"kind": "unstructured", "config": cfg, "key": run_key(cfg), **environment(),
-              "checkpoint_sha256": checkpoint_sha256(cfg["family"]),
+              "checkpoint_sha256": checkpoint_sha256(model_source(cfg)),
               **{k: state[k] for k in ("masks_file", "masks_sha256", "prune_s", "prune_report")},
               "finetune_s": round(ft_s, 1), "metrics": metrics,
               "sparsity": {"overall": report["overall"]["sparsity"],
@@ -458,7 +485,7 @@ def check_results_dir(out_dir=None) -> Path:
 # %% ../nbs/30_experiments.ipynb #bdbe3f38
 def dense_config_for(cfg: dict) -> dict:
     "The dense configuration fine-tuned and evaluated as `cfg` (same family, task, budget, seed, test items, ITM depth)."
-    return run_config(cfg["family"], "dense", 0.0, cfg["task"], seed=cfg["seed"], finetune_steps=cfg["finetune_steps"],
+    return run_config(model_source(cfg), "dense", 0.0, cfg["task"], seed=cfg["seed"], finetune_steps=cfg["finetune_steps"],
                       eval_limit=cfg["eval_limit"], itm_k=cfg.get("itm_k"), threads=cfg.get("threads", 1))
 
 def dense_metrics_for(cfg: dict, out_dir=None) -> dict | None:
@@ -468,6 +495,7 @@ def dense_metrics_for(cfg: dict, out_dir=None) -> dict | None:
     d = dense_config_for(cfg)
     for store in (user_results_dir(out_dir), results_dir()):
         if is_done(d, store): return read_json(record_path(d, store))["metrics"]
+    if "checkpoint_dir" in cfg: return None                  # the manifests hold the shipped checkpoints' only
     default = run_config(cfg["family"], "dense", 0.0, cfg["task"])
     mine = lambda c: {k: v for k, v in c.items() if k not in ("checkpoint", "threads")}    # the manifest ran one thread
     same = mine(d) == mine(default)
@@ -703,7 +731,7 @@ def grid_cli(argv=None):
                                             "every family × seed × sparsity × method × task. Run with no arguments, it "
                                             "prints this help; `vlprune-grid --all` starts the whole default grid.")
     p.add_argument("--all", action="store_true", help="run the default grid (needed when no other option is given)")
-    p.add_argument("--families", nargs="+", default=["blip", "xvlm"], help="families to prune")
+    p.add_argument("--families", nargs="+", default=["blip", "xvlm"], help="families (their shipped checkpoints) or checkpoint directories to prune")
     p.add_argument("--methods", nargs="+", default=list(BENCHMARK_METHODS), help="pruning methods")
     p.add_argument("--sparsities", nargs="+", type=float, default=None, help="None: settings.ini [reproduce] sparsities")
     p.add_argument("--tasks", nargs="+", default=["retrieval", "captioning", "vqa"], help="downstream tasks")

@@ -9,6 +9,7 @@ Docs: https://vlprune.github.io/vlprune_nb/families.html.md"""
 # %% ../nbs/02_families.ipynb #c002
 from __future__ import annotations
 import copy, json, re
+from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, asdict
 from pathlib import Path
@@ -22,20 +23,21 @@ from transformers import (BlipConfig, BlipTextConfig, BlipVisionConfig, CLIPConf
                           ViTForImageClassification, DeiTConfig, DeiTForImageClassification, PreTrainedModel,
                           PretrainedConfig, BlipForImageTextRetrieval, BlipForConditionalGeneration,
                           BlipForQuestionAnswering)
-from transformers.models.blip.modeling_blip import BlipPreTrainedModel, BlipVisionModel
+from transformers.models.blip.modeling_blip import BlipAttention, BlipPreTrainedModel, BlipVisionModel
 from transformers.models.blip.modeling_blip_text import BlipTextModel, BlipTextLMHeadModel, BlipTextOnlyMLMHead
 
 from .config import settings, write_json, read_json, sha256
 from .data import Processor, checkpoint_processor, load_tokenizer, enc_token_id, world_root, generate_world
 
 # %% auto #0
-__all__ = ['KINDS', 'FAMILIES', 'MODEL_CLASSES', 'Prunable', 'register', 'family_of', 'Family', 'tied_groups', 'itc_loss',
-           'hard_negatives', 'itm_loss', 'enc_ids', 'dec_ids', 'BlipEncodeMixin', 'BlipForPretraining', 'BlipView',
-           'blip_config', 'RegisterVisionEmbeddings', 'XVLMConfig', 'XVLMForPretraining', 'xvlm_config',
-           'BlipForRetrieval', 'BlipForNLVR', 'XVLMForTask', 'answer_list', 'answer_index', 'BlipFamily', 'XVLMFamily',
-           'ClipFamily', 'VitFamily', 'DeitFamily', 'GenericFamily', 'generic', 'prunable', 'modalities',
-           'world_tokenizer', 'processor_for', 'build', 'checkpoint_dir', 'open_safetensors', 'check_weights',
-           'weights_sha256', 'checkpoint_sha256', 'save', 'load']
+__all__ = ['KINDS', 'FAMILIES', 'MODEL_CLASSES', 'Prunable', 'register', 'family_of', 'LiveTable', 'Family', 'ItcItmRetrieval',
+           'aliases', 'tied_groups', 'itc_loss', 'hard_negatives', 'itm_loss', 'enc_ids', 'dec_ids', 'BlipEncodeMixin',
+           'BlipForPretraining', 'BlipView', 'blip_config', 'RegisterVisionEmbeddings', 'XVLMConfig',
+           'XVLMForPretraining', 'xvlm_config', 'BlipForRetrieval', 'BlipForNLVR', 'XVLMForTask', 'answer_list',
+           'answer_index', 'SlicedBlipAttention', 'BlipFamily', 'XVLMFamily', 'ClipFamily', 'VitFamily', 'DeitFamily',
+           'GenericFamily', 'generic', 'prunable', 'modalities', 'world_tokenizer', 'processor_for', 'build',
+           'checkpoint_dir', 'open_safetensors', 'check_weights', 'weights_sha256', 'checkpoint_family',
+           'checkpoint_sha256', 'save', 'load']
 
 # %% ../nbs/02_families.ipynb #c004
 KINDS = ("self_attn", "cross_attn", "mlp")
@@ -74,8 +76,22 @@ def family_of(model: nn.Module):
         if fam.name != "generic" and isinstance(model, fam.model_classes()): return fam
     return FAMILIES["generic"]
 
+class LiveTable(Mapping):
+    "A read-only mapping computed from the registered families at every access, so a family registered later is in it."
+    def __init__(self, compute: Callable[[], dict]): self._compute = compute
+    def __getitem__(self, key): return self._compute()[key]
+    def __iter__(self): return iter(self._compute())
+    def __len__(self): return len(self._compute())
+    def __repr__(self): return f"LiveTable({self._compute()!r})"
+
+_LAYER = re.compile(r"^(?P<stack>.*?)\.(?:encoder\.)?layers?\.(?P<layer>\d+)\.")
+_UNIT_INPUTS = (".qkv", ".query", ".key", ".value", ".q_proj", ".k_proj", ".v_proj", ".fc1", ".intermediate.dense")
+_KEY_VALUE = re.compile(r"(^|\.)(key|value|k_proj|v_proj|k|v)\.weight$")
+
 class Family:
-    "Base class: subclasses define `name`, `modalities`, `rules`, `build`, `calibration_forward`, `pretraining_loss` and their tasks' steps."
+    """Base class of the families. Every hook the library calls is declared here; a family that lacks one the caller
+    needs raises `NotImplementedError` naming the family and the hook. The defaults read transformers' conventions
+    (config names, `*ForImageClassification`, BERT/CLIP/ViT attention modules, `layers.N` / `layer.N` stacks)."""
     name = ""; modalities: tuple = ()
     rules: list = []
     uses_text = True                         # takes a tokenizer; its calibration batches carry text
@@ -87,7 +103,20 @@ class Family:
     upop_random_bias = False                 # UPop's reference quirk: sliced attention biases drawn anew
 
     @classmethod
+    def lacks(cls, hook: str, needed_by: str) -> NotImplementedError:
+        "The error for a hook this family does not define: which family, which hook, who needs it."
+        return NotImplementedError(f"family {cls.name!r} does not define the hook {hook}(), which {needed_by} needs")
+
+    # Building, calibration and the pretraining loss
+    @classmethod
     def model_classes(cls) -> tuple: return ()
+    @classmethod
+    def build(cls, tok, **kw) -> nn.Module: raise cls.lacks("build", "families.build (a fresh model of the family)")
+    @classmethod
+    def calibration_forward(cls, model, batch): raise cls.lacks("calibration_forward", "every data-driven pruner")
+    @classmethod
+    def pretraining_loss(cls, model, batch, generator=None) -> dict:
+        raise cls.lacks("pretraining_loss", "the gradient-based pruners and pretraining")
     @classmethod
     def prunable(cls, model) -> list[Prunable]: return _records(model, cls.rules)
     @classmethod
@@ -96,7 +125,24 @@ class Family:
     def calib_keys(cls) -> tuple | None:
         "The keys of its calibration batches (None: whatever the model's forward takes)."
         return ("pixel_values", "input_ids", "attention_mask") if cls.uses_text else ("pixel_values", "labels")
+    @classmethod
+    def image_shape(cls, model) -> tuple[int, int, int]:
+        "(channels, height, width) of the images `model` takes (default: its (vision) config's `image_size`)."
+        vc = getattr(model.config, "vision_config", model.config)
+        if not hasattr(vc, "image_size"): raise cls.lacks("image_shape", "the calibration check and the processor")
+        return getattr(vc, "num_channels", 3), vc.image_size, vc.image_size
+    @classmethod
+    def text_vocab_size(cls, model) -> int:
+        "The size of the text vocabulary of `model` (default: its (text) config's `vocab_size`)."
+        tc = getattr(model.config, "text_config", model.config)
+        if not hasattr(tc, "vocab_size"): raise cls.lacks("text_vocab_size", "structured.example_inputs")
+        return tc.vocab_size
+    @classmethod
+    def is_key_value(cls, record: Prunable) -> bool:
+        "Whether the layer of `record` is a key or value projection (default: by transformers' parameter names)."
+        return bool(_KEY_VALUE.search(record.name))
 
+    # Task models and the model-specific steps of each task
     @classmethod
     def task_classes(cls) -> dict:
         "task → the class of its task model, built from the pretrained weights by name (absent: a copy of the model)."
@@ -116,7 +162,110 @@ class Family:
         if new: raise RuntimeError(f"{type(model).__name__} cannot make a {task} model ({tcls.__name__}): it has no weights "
                                    f"for {new[:5]}{' and more' if len(new) > 5 else ''}")
         return tm
+    @classmethod
+    def retrieval_loss(cls, tm, pixel_values, text: dict, generator=None) -> torch.Tensor:
+        raise cls.lacks("retrieval_loss", "fine-tuning on retrieval")
+    @classmethod
+    def image_states(cls, tm, pixel_values) -> tuple:
+        "Retrieval: (normalised ITC image features (N, E), what ITM re-ranking takes of each image, or None)."
+        raise cls.lacks("image_states", "retrieval evaluation")
+    @classmethod
+    def text_states(cls, tm, input_ids, attention_mask) -> tuple:
+        "Retrieval: (normalised ITC text features (N, E), what ITM re-ranking takes of each text, or None)."
+        raise cls.lacks("text_states", "retrieval evaluation")
+    @classmethod
+    def itm_scores(cls, tm, text_states, attention_mask, image_states) -> torch.Tensor:
+        "Retrieval with `itm_rerank`: the match logit of each (text, image) pair, (B,)."
+        raise cls.lacks("itm_scores", "retrieval's ITM re-ranking")
+    @classmethod
+    def captioning_loss(cls, tm, pixel_values, input_ids, attention_mask, labels) -> torch.Tensor:
+        raise cls.lacks("captioning_loss", "fine-tuning on captioning")
+    @classmethod
+    def generate_captions(cls, tm, pixel_values, max_new_tokens: int, num_beams: int) -> list[str]:
+        raise cls.lacks("generate_captions", "captioning evaluation")
+    @classmethod
+    def vqa_loss(cls, tm, pixel_values, q: dict, answers: list[str]) -> torch.Tensor:
+        raise cls.lacks("vqa_loss", "fine-tuning on VQA")
+    @classmethod
+    def answer_questions(cls, tm, pixel_values, q: dict, answers: list[str]) -> list[str]:
+        raise cls.lacks("answer_questions", "VQA evaluation")
+    @classmethod
+    def pair_logits(cls, tm, pixel_values, input_ids, attention_mask) -> torch.Tensor:
+        "NLVR: the (B, 2) logits of a sentence against its image pair, `pixel_values` (B, 2, 3, H, W)."
+        raise cls.lacks("pair_logits", "NLVR's fine-tuning and evaluation")
+    @classmethod
+    def classification_loss(cls, tm, pixel_values, labels) -> torch.Tensor:
+        "Classification: the loss (default: transformers' `*ForImageClassification` with labels)."
+        return tm(pixel_values=pixel_values, labels=labels).loss
+    @classmethod
+    def class_logits(cls, tm, pixel_values) -> torch.Tensor:
+        "Classification: the (B, classes) logits (default: transformers' `*ForImageClassification`)."
+        return tm(pixel_values=pixel_values).logits
 
+    # Structure: UPop's units, extraction and the measured inference path
+    @classmethod
+    def unit_layer(cls, name: str) -> tuple[str, str] | None:
+        "(stack path, layer path) of a prunable parameter, e.g. ('vision_model', 'vision_model.encoder.layers.0'), or None."
+        m = _LAYER.match(name)
+        return (m.group("stack"), m.group(0)[:-1]) if m else None
+    @classmethod
+    def is_unit_input(cls, path: str) -> bool:
+        "Whether the Linear at `path` feeds its unit (ζ scales its rows) rather than closing it (ζ slices its columns)."
+        return path.endswith(_UNIT_INPUTS)
+    @classmethod
+    def attention_of(cls, model, ins: list[str]) -> tuple[str, int, bool]:
+        """(path, heads, fused) of the attention module whose input projections are `ins`: its path (default: their
+        parent), its number of heads, whether one Linear holds q, k and v (default: a single `.qkv`)."""
+        path = ins[0].rsplit(".", 1)[0]; attn = model.get_submodule(path)
+        heads = getattr(attn, "num_heads", None) or getattr(attn, "num_attention_heads", None)
+        if not heads: raise cls.lacks("attention_of", f"the structured units ({path}: {type(attn).__name__} has no num_heads)")
+        return path, heads, len(ins) == 1 and ins[0].endswith(".qkv")
+    @classmethod
+    def scaled_query(cls, model, path: str, reference_quirks: bool) -> str | None:
+        """The query projection of the attention module at `path` whose rows extraction scales by √(kept/full), so that a
+        module dividing by √(its head width) keeps its softmax temperature (None: the module keeps its own scale)."""
+        return f"{path}.query" if hasattr(model.get_submodule(path), "attention_head_size") and not reference_quirks else None
+    @classmethod
+    def resize_attention(cls, model, path: str, heads: int, kept: int, reference_quirks: bool) -> dict:
+        "Set the attention module at `path` to `kept` dimensions per head once its projections are sliced; returns what reloading needs."
+        attn = model.get_submodule(path)
+        if hasattr(attn, "attention_head_size"):                   # BERT-style: 1/√d from the width at run time
+            attn.attention_head_size, attn.all_head_size = kept, heads * kept
+            return {"cls": type(attn).__name__, "query_scaled": not reference_quirks}
+        if hasattr(attn, "scaling"):                               # CLIP-style: a fixed scale, set at init
+            attn.head_dim = kept
+            return {"cls": type(attn).__name__, "scaling": attn.scaling}
+        if hasattr(attn, "scale") and hasattr(attn, "head_dim"):
+            attn.head_dim = kept
+            if reference_quirks: attn.scale = kept ** -0.5
+            return {"cls": type(attn).__name__, "scale": attn.scale}
+        raise cls.lacks("resize_attention", f"extracting {path} ({type(attn).__name__}, no head-width attribute known)")
+    @classmethod
+    def restore_attention(cls, model, path: str, entry: dict):
+        "Give the freshly built attention module at `path` the sliced shape of manifest `entry` (see `resize_attention`)."
+        attn, dk = model.get_submodule(path), entry["kept"]
+        if hasattr(attn, "attention_head_size"): attn.attention_head_size, attn.all_head_size = dk, entry["heads"] * dk
+        elif "scaling" in entry: attn.head_dim, attn.scaling = dk, entry["scaling"]
+        elif "scale" in entry: attn.head_dim, attn.scale = dk, entry["scale"]
+        else: raise cls.lacks("restore_attention", f"reloading {path} ({entry.get('cls')})")
+    @classmethod
+    def example_inputs(cls, model, task: str, batch_size: int, text_len: int, generator: torch.Generator) -> dict:
+        "A random input of the declared inference path: images of the model's shape, texts of `text_len` tokens."
+        c, h, w = cls.image_shape(model)
+        shape = (batch_size, 2, c, h, w) if task == "nlvr" else (batch_size, c, h, w)
+        out = {"pixel_values": torch.randn(*shape, generator=generator)}
+        if task != "classification":
+            out["input_ids"] = torch.randint(7, cls.text_vocab_size(model), (batch_size, text_len), generator=generator)
+            out["attention_mask"] = torch.ones(batch_size, text_len, dtype=torch.long)
+        return out
+    @classmethod
+    def inference_forward(cls, tm, task: str, x: dict):
+        "The task's inference path of task model `tm` on the declared input `x` (see `structured.example_inputs`)."
+        if task == "classification": return cls.class_logits(tm, x["pixel_values"])
+        raise cls.lacks("inference_forward", f"measuring the {task} model's FLOPs and latency")
+
+class ItcItmRetrieval:
+    "Retrieval steps of the models with ITC features and an ITM head on fused states (BLIP, XVLM), mixed into their families."
     @classmethod
     def retrieval_loss(cls, tm, pixel_values, text: dict, generator=None) -> torch.Tensor:
         "Retrieval fine-tuning loss: ITC + ITM with hard negatives."
@@ -124,20 +273,25 @@ class Family:
         return sum(losses.values())
     @classmethod
     def image_states(cls, tm, pixel_values) -> tuple:
-        "Retrieval: (normalised ITC image features (N, E), the image tokens ITM re-ranking takes or None)."
         e = tm.image_embeds(pixel_values)
         return tm.image_feat(e), e
     @classmethod
-    def inference_forward(cls, tm, task: str, x: dict):
-        "The task's inference path of task model `tm` on the declared input `x` (see `structured.example_inputs`)."
-        if task == "classification": return tm(pixel_values=x["pixel_values"]).logits
-        raise NotImplementedError(f"no declared inference path for family {cls.name!r}, task {task!r}")
+    def itm_scores(cls, tm, text_states, attention_mask, image_states) -> torch.Tensor:
+        return tm.itm_logits(text_states, attention_mask, image_states)[:, 1]
+    @classmethod
+    def pair_logits(cls, tm, pixel_values, input_ids, attention_mask) -> torch.Tensor:
+        return tm.pair_logits(pixel_values, input_ids, attention_mask)
+
+def aliases(model: nn.Module) -> dict[str, list[str]]:
+    "For each name of `model.named_parameters()`, every name the same tensor has (itself first)."
+    by_id: dict = {}
+    for n, p in model.named_parameters(remove_duplicate=False): by_id.setdefault(id(p), []).append(n)
+    first = {id(p): n for n, p in model.named_parameters()}
+    return {first[i]: names for i, names in by_id.items()}
 
 def tied_groups(model: nn.Module) -> list[list[str]]:
     "Groups of parameter names that are one tensor (first name = the one `named_parameters()` reports)."
-    by_id: dict = {}
-    for n, p in model.named_parameters(remove_duplicate=False): by_id.setdefault(id(p), []).append(n)
-    return [names for names in by_id.values() if len(names) > 1]
+    return [names for names in aliases(model).values() if len(names) > 1]
 
 # %% ../nbs/02_families.ipynb #c008
 def itc_loss(img_feat: torch.Tensor, txt_feat: torch.Tensor, temp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -177,9 +331,9 @@ def enc_ids(input_ids, config):
     ids = input_ids.clone(); ids[:, 0] = enc
     return ids
 
-def dec_ids(input_ids, tokenizer):
-    "`input_ids` with the decoder's start token [DEC] (the tokenizer's BOS) in place of [CLS]."
-    ids = input_ids.clone(); ids[:, 0] = tokenizer.bos_token_id
+def dec_ids(input_ids, bos_token_id: int):
+    "`input_ids` with the decoder's start token [DEC] (`bos_token_id`: the tokenizer's BOS) in place of [CLS]."
+    ids = input_ids.clone(); ids[:, 0] = bos_token_id
     return ids
 
 class BlipEncodeMixin:
@@ -244,8 +398,8 @@ class BlipForPretraining(BlipEncodeMixin, BlipPreTrainedModel):
         if module is self: nn.init.constant_(self.temp, 0.07)
 
     def lm_loss(self, input_ids, attention_mask, image_embeds, reduction="mean"):
-        "Captioning LM loss: [DEC] replaces [CLS], PAD positions are ignored."
-        ids = input_ids.clone(); ids[:, 0] = self.config.text_config.bos_token_id
+        "Captioning LM loss on the decoder ids (`dec_ids`), PAD positions ignored."
+        ids = dec_ids(input_ids, self.config.text_config.bos_token_id)
         labels = ids.masked_fill(attention_mask == 0, -100)
         return self.text_decoder(input_ids=ids, attention_mask=attention_mask, encoder_hidden_states=image_embeds,
                                  labels=labels, reduction=reduction).loss
@@ -489,8 +643,24 @@ def _role(model, roles) -> str | None:
     "The task a model's class serves, from (class, task) pairs in order (None: a pretraining model)."
     return next((task for c, task in roles if isinstance(model, c)), None)
 
+class SlicedBlipAttention(BlipAttention):
+    "BLIP's vision attention with a per-layer head width `head_dim` (BlipAttention derives it from the input width)."
+    def forward(self, hidden_states: torch.Tensor, **kwargs):
+        B, N, _ = hidden_states.size()
+        qkv = self.qkv(hidden_states).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (3, B, H, N, d')
+        probs = self.dropout(nn.functional.softmax((qkv[0] @ qkv[1].transpose(-1, -2)) * self.scale, dim=-1))
+        ctx = (probs @ qkv[2]).permute(0, 2, 1, 3).reshape(B, N, self.num_heads * self.head_dim)
+        return self.projection(ctx), probs
+
+    @classmethod
+    def of(cls, attn: BlipAttention, head_dim: int, scale: float) -> "SlicedBlipAttention":
+        "The sliced twin of `attn`, sharing its (already sliced) `qkv` and `projection`."
+        sl = cls(attn.config); sl.qkv, sl.projection = attn.qkv, attn.projection
+        sl.head_dim, sl.scale, sl.embed_dim = head_dim, scale, attn.num_heads * head_dim
+        return sl
+
 @register
-class BlipFamily(Family):
+class BlipFamily(ItcItmRetrieval, Family):
     "BLIP (MED): modalities vision and text (encoder, cross-attention and decoder all count as text, as in MULTIFLOW)."
     name, modalities = "blip", ("vision", "text")
     tasks, itm_rerank = ("retrieval", "captioning", "vqa", "nlvr"), True
@@ -512,9 +682,8 @@ class BlipFamily(Family):
 
     @classmethod
     def _dec(cls, model, input_ids):
-        "Decoder ids: [DEC] (the text config's BOS) in place of [CLS]."
-        ids = input_ids.clone(); ids[:, 0] = model.config.text_config.bos_token_id
-        return ids
+        "Decoder ids (`dec_ids`) with the text config's BOS."
+        return dec_ids(input_ids, model.config.text_config.bos_token_id)
 
     @classmethod
     @torch.no_grad()
@@ -563,7 +732,7 @@ class BlipFamily(Family):
     def vqa_loss(cls, tm, pixel_values, q: dict, answers: list[str]) -> torch.Tensor:
         "The answer's LM loss given the image-grounded question."
         a = {k: v.to(pixel_values.device) for k, v in tm.processor.text(answers).items()}
-        a_ids = dec_ids(a["input_ids"], tm.processor.tokenizer)
+        a_ids = dec_ids(a["input_ids"], tm.processor.tokenizer.bos_token_id)
         return tm(input_ids=enc_ids(q["input_ids"], tm.config), attention_mask=q["attention_mask"], pixel_values=pixel_values,
                   decoder_input_ids=a_ids, decoder_attention_mask=a["attention_mask"],
                   labels=a_ids.masked_fill(a["attention_mask"] == 0, -100)).loss
@@ -582,7 +751,7 @@ class BlipFamily(Family):
                              encoder_hidden_states=img,
                              encoder_attention_mask=torch.ones(img.shape[:2], dtype=torch.long, device=img.device)).last_hidden_state
         a = {k: v.to(pixel_values.device) for k, v in tm.processor.text(answers).items()}
-        a_ids = dec_ids(a["input_ids"], tm.processor.tokenizer)
+        a_ids = dec_ids(a["input_ids"], tm.processor.tokenizer.bos_token_id)
         B, N = len(pixel_values), len(answers)
         logits = tm.text_decoder(input_ids=a_ids.repeat(B, 1), attention_mask=a["attention_mask"].repeat(B, 1),
                                  encoder_hidden_states=qh.repeat_interleave(N, 0),
@@ -605,8 +774,21 @@ class BlipFamily(Family):
             return tm.text_decoder(input_ids=ids, attention_mask=am, encoder_hidden_states=qh, return_logits=True)
         return super().inference_forward(tm, task, x)
 
+    @classmethod
+    def resize_attention(cls, model, path, heads, kept, reference_quirks):
+        "BLIP's vision attention takes its head width from the input width: a `SlicedBlipAttention` replaces it."
+        attn = model.get_submodule(path)
+        if not isinstance(attn, BlipAttention): return super().resize_attention(model, path, heads, kept, reference_quirks)
+        sl = SlicedBlipAttention.of(attn, kept, attn.scale); sl.train(attn.training)
+        model.set_submodule(path, sl)
+        return {"cls": "SlicedBlipAttention", "scale": sl.scale}
+    @classmethod
+    def restore_attention(cls, model, path, entry):
+        if entry["cls"] != "SlicedBlipAttention": return super().restore_attention(model, path, entry)
+        model.set_submodule(path, SlicedBlipAttention.of(model.get_submodule(path), entry["kept"], entry["scale"]))
+
 @register
-class XVLMFamily(Family):
+class XVLMFamily(ItcItmRetrieval, Family):
     "XVLM: modalities vision, text and fusion."
     name, modalities = "xvlm", ("vision", "text", "fusion")
     tasks, itm_rerank = ("retrieval", "captioning", "vqa", "nlvr"), True
@@ -813,7 +995,7 @@ def modalities(model: nn.Module) -> tuple:
     return tuple(m for m in fam.modalities if m in present) + tuple(sorted(present - set(fam.modalities)))
 
 # %% ../nbs/02_families.ipynb #c023
-MODEL_CLASSES = {c.__name__: c for fam in FAMILIES.values() for c in fam.model_classes()}   # ours and transformers' by name
+MODEL_CLASSES = LiveTable(lambda: {c.__name__: c for fam in FAMILIES.values() for c in fam.model_classes()})  # ours and transformers' by name
 
 def world_tokenizer():
     "The generated world's tokenizer (the world is generated first if needed)."
@@ -922,6 +1104,17 @@ def _checkpoint_path(name_or_path) -> Path:
         raise ValueError(f"{name_or_path!r} is neither a family ({sorted(k for k in FAMILIES if k != 'generic')}) "
                          f"nor a checkpoint directory")
     return p
+
+def checkpoint_family(name_or_path) -> str:
+    "The family of a checkpoint (family name or directory) without loading it: family.json's, else the family of config.json's class."
+    p = _checkpoint_path(name_or_path)
+    info = _family_info(p)
+    if info: return info["family"]
+    cfg_file = p / "config.json"
+    if not cfg_file.is_file(): raise FileNotFoundError(f"checkpoint {p} has no config.json")
+    cls_name = (read_json(cfg_file).get("architectures") or [None])[0]
+    cls = MODEL_CLASSES.get(cls_name) or _transformers_class(cls_name, cfg_file)
+    return next((n for n, f in FAMILIES.items() if n != "generic" and issubclass(cls, f.model_classes())), "generic")
 
 def checkpoint_sha256(name_or_path) -> str:
     "The sha256 of a checkpoint's model.safetensors (family name or directory), checked against its manifest.json's."

@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from .data import check_int, check_float, check_flag, check_choice
+from .config import check_int, check_float, check_flag, check_choice
 from .config import progress as tqdm
 from .pruning import (METHODS, OPTION_CHECKS, Method, PruneContext, ActivationStats, activation_stats, collect, lowest_k,
                       n_pruned, magnitude, snip_saliency, flow, gradient_mode, finite_inputs, pretraining_loss,

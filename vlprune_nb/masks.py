@@ -12,8 +12,8 @@ import torch
 import torch.nn as nn
 
 # %% auto #0
-__all__ = ['MASKS_FORMAT', 'check_masks', 'MaskHolder', 'aliases', 'transfer', 'is_nm', 'check_pattern', 'save_masks',
-           'load_masks', 'sparsity_report', 'to_torch_prune']
+__all__ = ['MASKS_FORMAT', 'check_masks', 'MaskHolder', 'transfer', 'is_nm', 'check_pattern', 'save_masks', 'load_masks',
+           'sparsity_report', 'to_torch_prune']
 
 # %% ../nbs/05_masks.ipynb #c002b
 def _check_mask(source: str, name: str, m, param: torch.Tensor | None = None):
@@ -53,12 +53,7 @@ class MaskHolder:
         self.hooks = []
 
 # %% ../nbs/05_masks.ipynb #c006
-def aliases(model: nn.Module) -> dict[str, list[str]]:
-    "For each name of `model.named_parameters()`, every name the same tensor has (itself first)."
-    by_id: dict = {}
-    for n, p in model.named_parameters(remove_duplicate=False): by_id.setdefault(id(p), []).append(n)
-    first = {id(p): n for n, p in model.named_parameters()}
-    return {first[i]: names for i, names in by_id.items()}
+from .families import aliases          # every name of each tensor, as the family sees its sharing
 
 def transfer(masks: dict, source: nn.Module, target: nn.Module, rename: dict[str, str] | None = None) -> dict:
     "Masks of `source`'s parameters re-keyed for `target` (all aliases; optional prefix renames old → new)."

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .data import check_int, check_float, check_flag, check_choice, check_directory
+from .config import check_int, check_float, check_flag, check_choice, check_directory
 from .config import progress as tqdm    # a widget in a notebook frontend, the terminal under papermill
 from .config import check_device
 from accelerate.utils import send_to_device
@@ -131,8 +131,7 @@ def check_calibration(model: nn.Module, batches: list):
     "Raise naming the batch and its fault when a calibration batch does not fit `model`'s family: keys, tensors' batch sizes, image size."
     fam, want = family_of(model).name, family_of(model).calib_keys()
     if want is None: return                                   # a generic module takes whatever its forward takes
-    vc = getattr(model.config, "vision_config", model.config)
-    image = (getattr(vc, "num_channels", 3), vc.image_size, vc.image_size)
+    image = tuple(family_of(model).image_shape(model))
     for i, b in enumerate(batches):
         at = f"calibration batch {i}"
         if not isinstance(b, dict): raise ValueError(f"{at} is a {type(b).__name__}; {fam} takes dicts with keys {list(want)} (as data.calibration_batches makes)")
@@ -307,8 +306,6 @@ METHODS.update({
 })
 
 # %% ../nbs/10_pruning.ipynb #c019
-_KV = re.compile(r"(^|\.)(key|value|k_proj|v_proj|k|v)\.weight$")
-
 def non_finite(method: str, what: str, batch: int | None = None) -> ValueError:
     "The error for a NaN or inf met while pruning: which method, where (a layer's input, a gradient, the loss), which calibration batch."
     at = f" on calibration batch {batch}" if batch is not None else ""
@@ -321,9 +318,9 @@ def _weight_modules(model: nn.Module, records: list) -> list[tuple[nn.Module, Pr
     by_id = {id(params[r.name]): r for r in records}
     return [(mod, by_id[id(mod.weight)]) for mod in model.modules() if id(getattr(mod, "weight", None)) in by_id]
 
-def token_side(record: Prunable) -> bool:
-    "Whether a layer's input is text tokens (PAD dropped): not vision, and not a cross-attention key/value projection."
-    return record.modality != "vision" and not (record.kind == "cross_attn" and bool(_KV.search(record.name)))
+def token_side(record: Prunable, fam) -> bool:
+    "Whether a layer's input is text tokens (PAD dropped): not vision, and not a cross-attention key/value projection (as family `fam` tells)."
+    return record.modality != "vision" and not (record.kind == "cross_attn" and fam.is_key_value(record))
 
 class ActivationStats:
     "Forward hooks on the prunable Linear layers accumulating Σ x_j² over kept tokens and the number of sequences."
@@ -333,10 +330,11 @@ class ActivationStats:
         self.nseq = {r.name: 0 for r in records}
         self.order, self.handles, hooked = {}, [], set()
         self.set_batch(None)
+        fam = family_of(model)
         for mod, r in _weight_modules(model, records):
             if not isinstance(mod, nn.Linear): continue
-            kv = r.kind == "cross_attn" and not token_side(r)
-            self.handles.append(mod.register_forward_hook(partial(self._hook, r.name, token_side(r), kv))); hooked.add(r.name)
+            kv = r.kind == "cross_attn" and not token_side(r, fam)
+            self.handles.append(mod.register_forward_hook(partial(self._hook, r.name, token_side(r, fam), kv))); hooked.add(r.name)
         missing = [r.name for r in records if r.name not in hooked]
         if missing: raise ValueError(f"MULTIFLOW scores nn.Linear weights; {missing[0]!r} is not the weight of an nn.Linear")
 
@@ -809,6 +807,3 @@ def trained_mask(ctx: PruneContext, sparsity: float) -> dict:
 OPTION_CHECKS.update(lr=partial(check_float, min=0), weight_decay=partial(check_float, min=0))
 METHODS["tamt"] = Method(trained_mask, global_threshold, data=True, defaults=dict(lr=5e-5, weight_decay=0.01, reference_quirks=False))
 trained_mask.uses_sparsity = True     # its scores are trained for one target sparsity: another needs another training
-
-# %% ../nbs/10_pruning.ipynb #c071
-import vlprune_nb.field             # registers Wanda, SparseGPT, OWL, ECoFLaP and N:M in METHODS (see the field chapter)

@@ -15,11 +15,11 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 from safetensors.torch import save_model, load_model
-from transformers.models.blip.modeling_blip import BlipAttention
 
 from .config import settings, seed_everything, write_json, read_json
-from .data import Processor, load_tokenizer, check_int
-from .families import FAMILIES, prunable, family_of, MODEL_CLASSES, open_safetensors
+from .data import Processor, load_tokenizer
+from .config import check_int
+from .families import FAMILIES, LiveTable, prunable, family_of, MODEL_CLASSES, open_safetensors
 from . import tasks as _tasks
 from .tasks import check_task, task_model, task_data, task_loss, finetune, evaluate
 from .train import Loop, fit, adamw
@@ -28,15 +28,13 @@ from accelerate.utils import send_to_device
 # %% auto #0
 __all__ = ['KINDS', 'SCHEDULES', 'COST_MODES', 'OFFICIAL_ATTN_COST', 'METHODS', 'Unit', 'units', 'ZetaHook', 'remove_zeta',
            'attach_zeta', 'ratio_to_p', 'ratio_schedule', 'unit_costs', 'zscore', 'group_zscores', 'select_pruned',
-           'pruned_mass', 'max_prunable', 'upop_masks', 'make_structure', 'retained_proportions', 'SlicedBlipAttention',
-           'check_structure', 'extract', 'random_structure', 'masked', 'save_extracted', 'load_extracted',
-           'count_params', 'example_inputs', 'inference_forward', 'flops_of', 'median_times', 'count_flops', 'latency',
-           'measure', 'search', 'accounting', 'retrain', 'compress']
+           'pruned_mass', 'max_prunable', 'upop_masks', 'make_structure', 'retained_proportions', 'check_structure',
+           'extract', 'random_structure', 'masked', 'save_extracted', 'load_extracted', 'count_params',
+           'example_inputs', 'inference_forward', 'flops_of', 'median_times', 'count_flops', 'latency', 'measure',
+           'search', 'accounting', 'retrain', 'compress']
 
 # %% ../nbs/20_structured.ipynb #c005
 KINDS = ("self_attn", "cross_attn", "mlp")
-_INS = (".qkv", ".query", ".key", ".value", ".q_proj", ".k_proj", ".v_proj", ".fc1", ".intermediate.dense")
-_LAYER = re.compile(r"^(?P<stack>.*?)\.(?:encoder\.)?layers?\.(?P<layer>\d+)\.")
 
 @dataclass
 class Unit:
@@ -54,38 +52,35 @@ class Unit:
     fused: bool          # one qkv Linear (rows t·H·d + h·d + j)
     entry_params: int    # weights + biases removed with one ζ entry
 
-def _is_in(path: str) -> bool: return path.endswith(_INS)
-
 def units(model: nn.Module) -> list[Unit]:
     "The compressible units of `model`, from its family's prunable records, in parameter order."
     recs = [r for r in prunable(model)]
     if not recs: raise ValueError(f"{type(model).__name__}: family {family_of(model).name!r} declares no prunable weights")
-    mods = dict(model.named_modules())
-    groups: dict = {}
+    fam, mods = family_of(model), dict(model.named_modules())
+    groups, stack_of = {}, {}
     for r in recs:
         if r.kind not in KINDS:
             raise ValueError(f"{r.name}: kind {r.kind!r} is not structured-prunable (known: {list(KINDS)}); "
-                             f"family {family_of(model).name!r} has no attention/MLP records")
-        m = _LAYER.match(r.name)
-        if not m: raise ValueError(f"{r.name}: no layer index in its name")
-        groups.setdefault((m.group(0)[:-1], r.kind), []).append(r)
+                             f"family {fam.name!r} has no attention/MLP records")
+        where = fam.unit_layer(r.name)
+        if not where: raise ValueError(f"{r.name}: family {fam.name!r} finds no layer in its name (its hook unit_layer())")
+        stack_of[(where[1], r.kind)] = where[0]
+        groups.setdefault((where[1], r.kind), []).append(r)
     stacks: dict = {}
-    for (lp, kind), rs in groups.items():
-        stacks.setdefault((rs[0].modality, kind), []).append(_LAYER.match(rs[0].name).group("stack"))
+    for (lp, kind), rs in groups.items(): stacks.setdefault((rs[0].modality, kind), []).append(stack_of[(lp, kind)])
     out = []
     for (lp, kind), rs in groups.items():
         paths = [r.name[:-len(".weight")] for r in rs]
-        ins, outs = [p for p in paths if _is_in(p)], [p for p in paths if not _is_in(p)]
-        if not ins or len(outs) != 1: raise ValueError(f"{lp} ({kind}): cannot tell input from output projections in {paths}")
+        ins, outs = [p for p in paths if fam.is_unit_input(p)], [p for p in paths if not fam.is_unit_input(p)]
+        if not ins or len(outs) != 1:
+            raise ValueError(f"{lp} ({kind}): family {fam.name!r} cannot tell input from output projections in {paths} "
+                             "(its hook is_unit_input())")
         lin, o = [mods[p] for p in ins], mods[outs[0]]
-        stack, mod = _LAYER.match(rs[0].name).group("stack"), rs[0].modality
+        stack, mod = stack_of[(lp, kind)], rs[0].modality
         comp = f"{mod}.{kind}" if len(set(stacks[(mod, kind)])) == 1 else f"{mod}.{kind}@{stack}"
         if kind == "mlp": heads, attn, fused, size = 1, None, False, lin[0].out_features
         else:
-            attn = ins[0].rsplit(".", 1)[0]; am = mods[attn]
-            heads = getattr(am, "num_heads", None) or getattr(am, "num_attention_heads", None)
-            if not heads: raise ValueError(f"{attn}: {type(am).__name__} has no num_heads/num_attention_heads")
-            fused = len(ins) == 1 and ins[0].endswith(".qkv")
+            attn, heads, fused = fam.attention_of(model, ins)
             size = lin[0].out_features // (heads * (3 if fused else 1))
         rows = sum(l.out_features // size * (l.in_features + (l.bias is not None)) for l in lin)   # per entry
         out.append(Unit(f"{lp}:{kind}", comp, mod, kind, rs[0].layer, ins, outs[0], attn, heads, size, fused,
@@ -142,7 +137,7 @@ def ratio_schedule(p: float, T: int, kind: str = "cosine") -> list[float]:
 
 # %% ../nbs/20_structured.ipynb #c014
 COST_MODES = ("official", "exact")
-OFFICIAL_ATTN_COST = {name: fam.upop_attn_cost for name, fam in FAMILIES.items() if fam.tasks}   # each family's own
+OFFICIAL_ATTN_COST = LiveTable(lambda: {name: fam.upop_attn_cost for name, fam in FAMILIES.items() if fam.tasks})  # each family's own
 
 def unit_costs(model: nn.Module, us: list[Unit], mode: str = "official") -> dict[str, float]:
     "Cost of one ζ entry of each unit: official (36 or 12 : 1) or exact (parameters it controls)."
@@ -219,21 +214,8 @@ def retained_proportions(structure: dict) -> list[dict]:
     return rows
 
 # %% ../nbs/20_structured.ipynb #c020
-class SlicedBlipAttention(BlipAttention):
-    "BLIP's vision attention with a per-layer head width `head_dim` (BlipAttention derives it from the input width)."
-    def forward(self, hidden_states: torch.Tensor, **kwargs):
-        B, N, _ = hidden_states.size()
-        qkv = self.qkv(hidden_states).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (3, B, H, N, d')
-        probs = self.dropout(nn.functional.softmax((qkv[0] @ qkv[1].transpose(-1, -2)) * self.scale, dim=-1))
-        ctx = (probs @ qkv[2]).permute(0, 2, 1, 3).reshape(B, N, self.num_heads * self.head_dim)
-        return self.projection(ctx), probs
-
 def _get(model, path):
     return model.get_submodule(path) if path else model
-
-def _replace(model, path, new):
-    parent, _, child = path.rpartition(".")
-    setattr(_get(model, parent), child, new)
 
 @torch.no_grad()
 def _slice_linear(lin: nn.Linear, rows=None, cols=None, row_scale=None, random_bias=False):
@@ -296,7 +278,7 @@ def extract(model: nn.Module, structure: dict, reference_quirks: bool = False, r
     check_int("round_to", round_to, 1)
     if round_to > 1 and reference_quirks:
         raise ValueError("round_to > 1 needs reference_quirks=False: the official code's 1/√d' scale would see the padded width")
-    zeta = getattr(model, "vlprune_zeta", None) or {}
+    zeta, fam = getattr(model, "vlprune_zeta", None) or {}, family_of(model)
     new = remove_zeta(copy.deepcopy(model))
     manifest = {}
     for name, m in structure["modules"].items():
@@ -311,33 +293,16 @@ def extract(model: nn.Module, structure: dict, reference_quirks: bool = False, r
             _slice_linear(_get(new, u.out), cols=keep)
         else:
             per_head = torch.cat([h * d + keep for h in range(H)])                         # (H·d',)
-            attn = _get(new, u.attn)
-            text_like = hasattr(attn, "attention_head_size")
+            query = fam.scaled_query(new, u.attn, reference_quirks)
             for q in u.ins:
                 tiles = 3 if u.fused else 1
                 rows = torch.cat([t * H * d + per_head for t in range(tiles)])
                 scale = z.repeat(H * tiles)
-                if text_like and q.endswith(".query") and not reference_quirks: scale = scale * math.sqrt(dk / d)
-                rb = reference_quirks and (u.fused or family_of(model).upop_random_bias)
+                if q == query: scale = scale * math.sqrt(dk / d)
+                rb = reference_quirks and (u.fused or fam.upop_random_bias)
                 _slice_linear(_get(new, q), rows=rows, row_scale=scale, random_bias=rb)
             _slice_linear(_get(new, u.out), cols=per_head)
-            if text_like:
-                attn.attention_head_size, attn.all_head_size = dk, H * dk
-                entry.update(cls=type(attn).__name__, query_scaled=not reference_quirks)
-            elif isinstance(attn, BlipAttention):
-                sl = SlicedBlipAttention(attn.config); sl.qkv, sl.projection = attn.qkv, attn.projection
-                sl.head_dim, sl.scale, sl.embed_dim = dk, attn.scale, H * dk
-                sl.train(attn.training); _replace(new, u.attn, sl)
-                entry.update(cls="SlicedBlipAttention", scale=sl.scale)
-            elif hasattr(attn, "scaling"):
-                attn.head_dim = dk
-                entry.update(cls=type(attn).__name__, scaling=attn.scaling)
-            elif hasattr(attn, "scale") and hasattr(attn, "head_dim"):
-                attn.head_dim = dk
-                if reference_quirks: attn.scale = dk ** -0.5
-                entry.update(cls=type(attn).__name__, scale=attn.scale)
-            else: raise ValueError(f"{u.attn}: unsupported attention module {type(attn).__name__} (no head-width attribute)")
-            entry["attn"] = u.attn
+            entry.update(fam.resize_attention(new, u.attn, H, dk, reference_quirks), attn=u.attn)
         _zero_padding(new, u, pad, dk)
         entry["linears"] = {q: list(_get(new, q).weight.shape) for q in [*u.ins, u.out]}
         manifest[name] = entry
@@ -415,6 +380,9 @@ def load_extracted(path) -> nn.Module:
         raise ValueError(f"{path}: its manifest.json has format {man.get('format')!r}, not 'vlprune_extracted/1': expected a "
                          f"directory written by save_extracted (a dense checkpoint loads with families.load)")
     cls = _model_class(man["class"], path / "manifest.json")
+    if man.get("family") not in FAMILIES:
+        raise ValueError(f"{path / 'manifest.json'}: unknown family {man.get('family')!r}; known: {sorted(FAMILIES)} "
+                         "(a family of your own must be registered before its models load)")
     config = cls.config_class.from_pretrained(str(path))
     with open_safetensors(path / "model.safetensors") as f:
         file_shapes = {k: list(f.get_slice(k).get_shape()) for k in f.keys()}
@@ -431,14 +399,7 @@ def load_extracted(path) -> nn.Module:
             if l.bias is not None: l.bias = nn.Parameter(torch.empty(o))           # (out,): rows sliced or untouched
             l.out_features, l.in_features = o, i
         if e["kind"] == "mlp": continue
-        attn, dk = model.get_submodule(e["attn"]), e["kept"]
-        if e["cls"] == "SlicedBlipAttention":
-            sl = SlicedBlipAttention(attn.config); sl.qkv, sl.projection = attn.qkv, attn.projection
-            sl.head_dim, sl.scale, sl.embed_dim = dk, e["scale"], e["heads"] * dk
-            _replace(model, e["attn"], sl)
-        elif hasattr(attn, "attention_head_size"): attn.attention_head_size, attn.all_head_size = dk, e["heads"] * dk
-        elif "scaling" in e: attn.head_dim, attn.scaling = dk, e["scaling"]
-        else: attn.head_dim, attn.scale = dk, e["scale"]
+        FAMILIES[man["family"]].restore_attention(model, e["attn"], e)
     expected = {k: list(v.shape) for k, v in model.state_dict().items()}
     for k, shape in file_shapes.items():
         if k in expected and expected[k] != shape:
@@ -461,17 +422,8 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 def example_inputs(model: nn.Module, task: str, batch_size: int = 1, text_len: int = 16, seed: int = 0) -> dict:
-    "A declared random input for `inference_forward`: images of the model's size, texts of `text_len` tokens."
-    g = torch.Generator().manual_seed(seed)
-    cfg = model.config
-    vc = getattr(cfg, "vision_config", cfg)
-    size = getattr(vc, "image_size", 32)
-    shape = (batch_size, 2, 3, size, size) if task == "nlvr" else (batch_size, 3, size, size)
-    out = {"pixel_values": torch.randn(*shape, generator=g)}
-    if task != "classification":
-        vocab = getattr(getattr(cfg, "text_config", cfg), "vocab_size")
-        out["input_ids"] = torch.randint(7, vocab, (batch_size, text_len), generator=g)
-        out["attention_mask"] = torch.ones(batch_size, text_len, dtype=torch.long)
+    "A declared random input for `inference_forward`, as the family draws it (images of the model's size, texts of `text_len` tokens)."
+    out = family_of(model).example_inputs(model, task, batch_size, text_len, torch.Generator().manual_seed(seed))
     return send_to_device(out, next(model.parameters()).device)
 
 def inference_forward(model: nn.Module, task: str, x: dict):

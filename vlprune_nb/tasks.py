@@ -18,8 +18,9 @@ import torch.nn.functional as F
 from .config import progress as tqdm    # a widget in a notebook frontend, the terminal under papermill
 
 from .config import settings, seed_everything, usable_cpus, busy_cpus
-from .data import world_items, vqa_score, augment, check_int, check_float
-from .families import FAMILIES, family_of, dec_ids, answer_list
+from .data import world_items, vqa_score, augment
+from .config import check_int, check_float
+from .families import FAMILIES, LiveTable, family_of, dec_ids, answer_list
 from .masks import MaskHolder, transfer, check_masks
 from .train import Loop, fit, adamw, lr_at
 from accelerate.utils import send_to_device
@@ -31,7 +32,7 @@ __all__ = ['TASKS', 'FAMILY_TASKS', 'check_task', 'task_model', 'task_data', 'ta
 
 # %% ../nbs/04_tasks.ipynb #c003
 TASKS = ("retrieval", "captioning", "vqa", "nlvr", "classification")
-FAMILY_TASKS = {name: fam.tasks for name, fam in FAMILIES.items() if fam.tasks}   # each family's own list
+FAMILY_TASKS = LiveTable(lambda: {name: fam.tasks for name, fam in FAMILIES.items() if fam.tasks})  # each family's own list
 
 def check_task(model, task: str) -> str:
     "The family name of `model`, after checking that it supports `task` (errors list the known ones)."
@@ -93,16 +94,16 @@ def task_loss(tm, task: str, items: list[dict], generator=None) -> torch.Tensor:
     fam, proc = family_of(tm), tm.processor
     if task == "classification":                                  # augmented as in pretraining (data.augment)
         px = augment(_images(tm, [x["image"] for x in items]), generator or torch.Generator().manual_seed(0))
-        return tm(pixel_values=px, labels=_on(tm, torch.tensor([x["label"] for x in items]))).loss
+        return fam.classification_loss(tm, px, _on(tm, torch.tensor([x["label"] for x in items])))
     if task in ("retrieval", "captioning"):
         px, txt = _images(tm, [x["image"] for x in items]), _text(tm, [x["caption"] for x in items])
         if task == "retrieval": return fam.retrieval_loss(tm, px, txt, generator)
-        ids, am = dec_ids(txt["input_ids"], proc.tokenizer), txt["attention_mask"]
+        ids, am = dec_ids(txt["input_ids"], proc.tokenizer.bos_token_id), txt["attention_mask"]
         return fam.captioning_loss(tm, px, ids, am, ids.masked_fill(am == 0, -100))
     if task == "nlvr":
         px = torch.stack([_images(tm, x["images"]) for x in items])              # (B, 2, 3, H, W)
         txt = _text(tm, [x["sentence"] for x in items])
-        return F.cross_entropy(tm.pair_logits(px, txt["input_ids"], txt["attention_mask"]),
+        return F.cross_entropy(fam.pair_logits(tm, px, txt["input_ids"], txt["attention_mask"]),
                                _on(tm, torch.tensor([int(x["label"]) for x in items])))
     if task == "vqa":
         px, q = _images(tm, [x["image"] for x in items]), _text(tm, [x["question"] for x in items])
@@ -169,7 +170,7 @@ def _itm_scores(tm, chunk: list[tuple[int, int]], txt_in: list, img_emb: torch.T
         a = [txt_in[t] for _, t in chunk]
         L = max(int(am.sum()) for _, am in a)
         seq = torch.stack([s[:L] for s, _ in a]); am = torch.stack([m[:L] for _, m in a])
-        return tm.itm_logits(seq, am, img_emb[[i for i, _ in chunk]])[:, 1].tolist()
+        return family_of(tm).itm_scores(tm, seq, am, img_emb[[i for i, _ in chunk]]).tolist()
 
 @torch.no_grad()
 def eval_retrieval(tm, data: list[dict], k: int | None = None, progress: bool = True, workers: int | None = None) -> dict:
@@ -315,7 +316,7 @@ def eval_nlvr(tm, data, progress=True) -> dict:
     for chunk in tqdm(list(_batched(data, 64)), desc="nlvr", disable=not progress, leave=False):
         px = torch.stack([_images(tm, x["images"]) for x in chunk])
         t = _text(tm, [x["sentence"] for x in chunk])
-        pred = tm.pair_logits(px, t["input_ids"], t["attention_mask"]).argmax(-1).cpu()
+        pred = family_of(tm).pair_logits(tm, px, t["input_ids"], t["attention_mask"]).argmax(-1).cpu()
         right += (pred == torch.tensor([int(x["label"]) for x in chunk])).sum().item()
     return {"nlvr_acc": round(100 * right / len(data), 2)}
 
@@ -324,7 +325,7 @@ def eval_classification(tm, data, progress=True) -> dict:
     "Top-1 and top-5 accuracy of `tm`."
     top1 = top5 = 0
     for chunk in tqdm(list(_batched(data, 256)), desc="classification", disable=not progress, leave=False):
-        logits = tm(pixel_values=_images(tm, [x["image"] for x in chunk])).logits.cpu()
+        logits = family_of(tm).class_logits(tm, _images(tm, [x["image"] for x in chunk])).cpu()
         y = torch.tensor([x["label"] for x in chunk])
         top = logits.topk(min(5, logits.shape[1]), dim=1).indices
         top1 += (top[:, 0] == y).sum().item(); top5 += (top == y[:, None]).any(1).sum().item()

@@ -17,7 +17,7 @@ from .config import progress as tqdm    # a widget in a notebook frontend, the t
 
 from .config import settings, read_json, write_json, sha256, seed_everything, atomic_write
 from . import families, tasks
-from .data import check_int
+from .config import check_int
 from .experiments import environment, results_dir, load_records, config_hash, checkpoint_id, is_done
 from .figures import MAIN_METRICS, dense_reference
 from .structured import (
@@ -30,7 +30,7 @@ __all__ = ['STRUCTURED_FAMILIES', 'STARTS', 'EXPERIMENTS', 'VARIANTS', 'structur
            'structured_sweep', 'upop_grid', 'default_variant', 'select_records', 'ratio_table', 'compare_table']
 
 # %% ../nbs/25_upop_runs.ipynb #c005
-STRUCTURED_FAMILIES = tuple(OFFICIAL_ATTN_COST)
+STRUCTURED_FAMILIES = OFFICIAL_ATTN_COST         # live: the registered families with tasks (names as keys)
 STARTS = ("finetuned", "pretrained")
 
 def structured_config(family: str, task: str, ratio: float, method: str = "upop", schedule: str = "cosine",
