@@ -327,7 +327,7 @@ def pruned_state(model, cfg: dict, out_dir=None, progress: bool = False) -> dict
         except ValueError: info = None                                  # truncated by a kill: prune again
         if info is None or not mfile.is_file() or sha256(mfile) != info["masks_sha256"]:
             calib = (calibration_batches(model, cfg["calib_batches"], cfg["calib_batch_size"], cfg["seed"], progress)
-                     if METHODS[cfg["method"]].data else None)
+                     if METHODS[cfg["method"]].needs_calibration else None)
             t0 = time.time()
             result = prune(model, cfg["method"], cfg["sparsity"], calib, seed=cfg["seed"], progress=progress, **cfg["options"])
             prune_s = time.time() - t0
