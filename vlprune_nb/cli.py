@@ -269,7 +269,7 @@ def prune_checkpoint(ckpt, out, method: str, sparsity: float, calib=None, image_
     return report
 
 # %% ../nbs/50_cli.ipynb #0fc25642
-TASK_FORMATS = {"retrieval": "karpathy", "captioning": "karpathy", "nlvr": "nlvr", "classification": "image_folder"}
+TASK_FORMATS = families.LiveTable(lambda: {name: t.cli_format for name, t in tasks.TASKS.items() if t.cli_format})
 
 def task_records(task: str, path, image_root=None, split: str = "train") -> list[dict]:
     "The training records of `task` in annotation file (or image folder) `path`, read with the task's format (`TASK_FORMATS`)."

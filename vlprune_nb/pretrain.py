@@ -144,11 +144,11 @@ def pretrain(family: str, steps: int | None = None, out_dir=None, seed: int = 0,
 # %% ../nbs/03_pretrain.ipynb #c011
 def dense_metrics(model, task_names=None, steps: int | None = None, progress: bool = True) -> dict:
     "Test metrics of `model` fine-tuned (default budget, seed 0) on each of `task_names` (default: all of its family's), with the budget (steps, learning rate) and torch threads used."
-    from vlprune_nb.tasks import FAMILY_TASKS, finetune, finetune_defaults, evaluate
+    from vlprune_nb.tasks import FAMILY_TASKS, finetune, get_task, evaluate
     out = {}
     for task in task_names or FAMILY_TASKS[family_of(model).name]:
         t0 = time.time()
-        budget = finetune_defaults(task)
+        budget = get_task(task).budget()
         n = budget["steps"] if steps is None else steps
         tm = finetune(model, task, steps=n, lr=budget["lr"], progress=progress)
         out[task] = {**evaluate(tm, task, progress=progress), "finetune_and_eval_s": round(time.time() - t0, 1),

@@ -420,8 +420,10 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 def example_inputs(model: nn.Module, task: str, batch_size: int = 1, text_len: int = 16, seed: int = 0) -> dict:
-    "A declared random input for `inference_forward`, as the family draws it (images of the model's size, texts of `text_len` tokens)."
-    out = family_of(model).example_inputs(model, task, batch_size, text_len, torch.Generator().manual_seed(seed))
+    "A declared random input for `inference_forward`, as the family draws it in the task's shape (images of the model's size, texts of `text_len` tokens)."
+    t = _tasks.get_task(task)
+    out = family_of(model).example_inputs(model, batch_size, text_len, torch.Generator().manual_seed(seed),
+                                          images_per_item=t.images_per_item, uses_text=t.uses_text)
     return send_to_device(out, next(model.parameters()).device)
 
 def inference_forward(model: nn.Module, task: str, x: dict):

@@ -53,7 +53,7 @@ def structured_config(family: str, task: str, ratio: float, method: str = "upop"
     if interval != "auto":
         try: interval = check_int("interval", int(interval), 1)
         except (TypeError, ValueError): raise ValueError(f"interval={interval!r} must be 'auto' or an integer >= 1 (steps)") from None
-    budget = tasks.finetune_defaults(task)
+    budget = tasks.get_task(task).budget()
     cfg = dict(family=family, task=task, ratio=float(ratio), method=method, schedule=schedule, interval=interval,
                cost_mode=cost_mode,
                search_steps=check_int("search_steps", S.get("structured", "search_steps", int) if search_steps is None else search_steps, 1),
