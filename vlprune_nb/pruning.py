@@ -26,7 +26,7 @@ from accelerate.utils import send_to_device
 from .families import Prunable, family_of, prunable
 
 # %% auto #0
-__all__ = ['METHODS', 'OPTION_CHECKS', 'SCHEDULES', 'n_pruned', 'lowest_k', 'Method', 'PruneContext', 'PruneResult',
+__all__ = ['METHODS', 'OPTION_CHECKS', 'SPARSITY_SCHEDULES', 'n_pruned', 'lowest_k', 'Method', 'PruneContext', 'PruneResult',
            'check_calibration', 'on_device', 'preserved', 'prune', 'scores', 'global_threshold', 'apportion',
            'per_layer', 'normal', 'magnitude', 'l2_normalised', 'lamp_score', 'lamp', 'non_finite', 'token_side',
            'ActivationStats', 'activation_stats', 'collect', 'flow_terms', 'flow', 'flow_nodes', 'flow_inverted',
@@ -54,11 +54,11 @@ def lowest_k(scores: torch.Tensor, k: int) -> torch.Tensor:
 
 # %% ../nbs/10_pruning.ipynb #c008
 class Method(NamedTuple):
-    "A pruning method: a score, an allocation, an optional schedule (iterative methods), whether it needs data, its options."
+    "A pruning method: a score, an allocation, an optional schedule (iterative methods), whether it needs calibration batches, its options."
     score: Callable
     allocation: Callable
     schedule: str | None = None
-    data: bool = False
+    needs_calibration: bool = False
     defaults: dict = {}
 
 METHODS: dict[str, Method] = {}
@@ -149,7 +149,7 @@ def check_calibration(model: nn.Module, batches: list):
 
 def _check_calib(method: str, spec: Method, calib, model: nn.Module) -> list | None:
     "The calibration batches as a list (None for a data-free method), after `check_calibration`."
-    if not spec.data: return None
+    if not spec.needs_calibration: return None
     if calib is None: raise ValueError(f"method {method!r} is data-driven: pass calibration batches as `calib`")
     batches = [calib] if isinstance(calib, (dict, torch.Tensor)) else list(calib)
     if not batches: raise ValueError(f"method {method!r}: the calibration batches are empty")
@@ -445,11 +445,11 @@ def modality_prior(scores: dict, sparsity: float, ctx: PruneContext) -> dict:
     return {n: ~lowest_k(s, counts[n]) for n, s in scores.items()}
 
 METHODS.update({
-    "multiflow":          Method(flow, modality_prior, data=True),
-    "multiflow_edges":    Method(magnitude, modality_prior, data=True),
-    "multiflow_nodes":    Method(flow_nodes, modality_prior, data=True),
-    "multiflow_inverted": Method(flow_inverted, modality_prior, data=True),
-    "multiflow_global":   Method(flow, global_threshold, data=True),
+    "multiflow":          Method(flow, modality_prior, needs_calibration=True),
+    "multiflow_edges":    Method(magnitude, modality_prior, needs_calibration=True),
+    "multiflow_nodes":    Method(flow_nodes, modality_prior, needs_calibration=True),
+    "multiflow_inverted": Method(flow_inverted, modality_prior, needs_calibration=True),
+    "multiflow_global":   Method(flow, global_threshold, needs_calibration=True),
 })
 
 # %% ../nbs/10_pruning.ipynb #c035
@@ -508,10 +508,10 @@ def snip_saliency(ctx: PruneContext, sparsity: float) -> dict:
     g = mean_gradient(ctx)
     return {n: (g[n] * p.detach()).abs() for n, p in ctx.params.items()}
 
-METHODS["snip"] = Method(snip_saliency, global_threshold, data=True)
+METHODS["snip"] = Method(snip_saliency, global_threshold, needs_calibration=True)
 
 # %% ../nbs/10_pruning.ipynb #c039
-SCHEDULES = ("exp", "const", "linear")
+SPARSITY_SCHEDULES = ("exp", "const", "linear")
 
 def schedule(kind: str, steps: int, sparsity: float, reference_quirks: bool = False) -> list[float]:
     "Sparsities s_0..s_{T-1} of an iterative method: 'exp', 'const' or 'linear' (fixed to end at s)."
@@ -522,7 +522,7 @@ def schedule(kind: str, steps: int, sparsity: float, reference_quirks: bool = Fa
     elif kind == "linear":
         if reference_quirks: return [s + (1 - s) * (t + 1) / T for t in range(T)]
         out = [s * (t + 1) / T for t in range(T)]
-    else: raise ValueError(f"unknown schedule {kind!r}; known: {', '.join(SCHEDULES)}")
+    else: raise ValueError(f"unknown schedule {kind!r}; known: {', '.join(SPARSITY_SCHEDULES)}")
     out[-1] = s
     return out
 
@@ -552,8 +552,8 @@ def iterate(spec: Method, ctx: PruneContext, sparsity: float) -> tuple:
 
 _ITER = dict(steps=5, batches_per_step=None, schedule="exp", reference_quirks=False, keep_history=False)
 OPTION_CHECKS.update(steps=partial(check_int, min=1), batches_per_step=partial(check_int, min=1, allow_none=True),
-                     schedule=partial(check_choice, choices=SCHEDULES), reference_quirks=check_flag, keep_history=check_flag)
-METHODS["itersnip"] = Method(snip_saliency, global_threshold, schedule="exp", data=True, defaults=_ITER)
+                     schedule=partial(check_choice, choices=SPARSITY_SCHEDULES), reference_quirks=check_flag, keep_history=check_flag)
+METHODS["itersnip"] = Method(snip_saliency, global_threshold, schedule="exp", needs_calibration=True, defaults=_ITER)
 
 # %% ../nbs/10_pruning.ipynb #c042
 def chita_blocks(sizes: list[int], block_size: int = 10_000) -> list[tuple[int, int]]:
@@ -754,8 +754,8 @@ def chita_iht(store: GradientStore, sparsity: float, ctx: PruneContext) -> tuple
 chita_iht.changes_weights = True
 _CHITA = dict(lam=0.1, block_size=10_000, workdir=None)
 OPTION_CHECKS.update(lam=partial(check_float, above=0), block_size=partial(check_int, min=1), workdir=partial(check_directory, allow_none=True))
-METHODS["chita"] = Method(per_batch_gradients, chita_iht, data=True, defaults=_CHITA)
-METHODS["chita++"] = Method(per_batch_gradients, chita_iht, schedule="exp", data=True, defaults={**_CHITA, **_ITER})
+METHODS["chita"] = Method(per_batch_gradients, chita_iht, needs_calibration=True, defaults=_CHITA)
+METHODS["chita++"] = Method(per_batch_gradients, chita_iht, schedule="exp", needs_calibration=True, defaults={**_CHITA, **_ITER})
 
 # %% ../nbs/10_pruning.ipynb #c052
 @contextmanager
@@ -805,5 +805,5 @@ def trained_mask(ctx: PruneContext, sparsity: float) -> dict:
     return {n: view(s).detach() for n, s in S.items()}
 
 OPTION_CHECKS.update(lr=partial(check_float, min=0), weight_decay=partial(check_float, min=0))
-METHODS["tamt"] = Method(trained_mask, global_threshold, data=True, defaults=dict(lr=5e-5, weight_decay=0.01, reference_quirks=False))
+METHODS["tamt"] = Method(trained_mask, global_threshold, needs_calibration=True, defaults=dict(lr=5e-5, weight_decay=0.01, reference_quirks=False))
 trained_mask.uses_sparsity = True     # its scores are trained for one target sparsity: another needs another training
