@@ -26,14 +26,14 @@ from accelerate.utils import send_to_device
 from .families import Prunable, family_of, prunable
 
 # %% auto #0
-__all__ = ['METHODS', 'OPTION_CHECKS', 'SPARSITY_SCHEDULES', 'n_pruned', 'lowest_k', 'Method', 'PruneContext', 'PruneResult',
-           'check_calibration', 'on_device', 'preserved', 'prune', 'scores', 'global_threshold', 'apportion',
-           'per_layer', 'normal', 'magnitude', 'l2_normalised', 'lamp_score', 'lamp', 'non_finite', 'token_side',
-           'ActivationStats', 'activation_stats', 'collect', 'flow_terms', 'flow', 'flow_nodes', 'flow_inverted',
-           'prior_counts', 'modality_prior', 'gradient_mode', 'finite_inputs', 'pretraining_loss', 'check_gradients',
-           'mean_gradient', 'snip_saliency', 'schedule', 'iterate', 'chita_blocks', 'GradientStore', 'chita_objective',
-           'prune_ls', 'ridge_refit', 'heuristic_ls', 'per_batch_gradients', 'chita_solve', 'chita_iht', 'swapped',
-           'trained_mask']
+__all__ = ['METHODS', 'OPTION_CHECKS', 'SPARSITY_SCHEDULES', 'n_pruned', 'lowest_k', 'lowest_counts', 'lowest_of_all', 'Method',
+           'PruneContext', 'PruneResult', 'check_calibration', 'on_device', 'preserved', 'prune', 'scores',
+           'global_threshold', 'apportion', 'per_layer', 'normal', 'magnitude', 'l2_normalised', 'lamp_score', 'lamp',
+           'non_finite', 'token_side', 'ActivationStats', 'activation_stats', 'collect', 'flow_terms', 'flow',
+           'flow_nodes', 'flow_inverted', 'prior_counts', 'modality_prior', 'gradient_mode', 'finite_inputs',
+           'pretraining_loss', 'check_gradients', 'mean_gradient', 'snip_saliency', 'schedule', 'iterate',
+           'chita_blocks', 'GradientStore', 'chita_objective', 'prune_ls', 'ridge_refit', 'heuristic_ls',
+           'per_batch_gradients', 'chita_solve', 'chita_iht', 'swapped', 'trained_mask']
 
 # %% ../nbs/10_pruning.ipynb #c005
 def n_pruned(sparsity: float, n: int) -> int:
@@ -51,6 +51,47 @@ def lowest_k(scores: torch.Tensor, k: int) -> torch.Tensor:
     need = k - int(out.sum())
     if need > 0: out[(flat == tau).nonzero().squeeze(1)[:need]] = True
     return out.view(scores.shape)
+
+def _keys(t: torch.Tensor) -> torch.Tensor:
+    "int32 keys (flat) that sort as `t`'s float32 values: the bits, the negative values' magnitude bits flipped; -0.0 as +0.0."
+    b = (t.detach().reshape(-1).float() + 0.0).view(torch.int32)           # -0.0 + 0.0 is +0.0
+    return b ^ ((b >> 31) & 0x7FFFFFFF)
+
+def _bin_of(hist: torch.Tensor, k: int) -> tuple:
+    "(the bin holding the k-th lowest entry (k >= 1), how many of the k lie in that bin) from a histogram of bins in key order."
+    cum = hist.cumsum(0)
+    b = int(torch.searchsorted(cum, torch.tensor(k)))
+    return b, k - (int(cum[b - 1]) if b else 0)
+
+def lowest_counts(tensors: list, k: int, view: Callable | None = None) -> list:
+    """How many entries of each tensor are among the `k` lowest of all of them together (ties broken by the
+    concatenated flat index, lowest first) -- what `lowest_k` of their concatenation marks in each, without the copy.
+    `view` (e.g. `torch.abs`) is applied to each tensor as it is read, so no transformed copy of all is held."""
+    view = view or (lambda t: t)
+    sizes = [t.numel() for t in tensors]
+    if k <= 0: return [0] * len(tensors)
+    if k >= sum(sizes): return sizes
+    hist = torch.zeros(65536, dtype=torch.int64)
+    for t in tensors:
+        key = _keys(view(t))
+        if torch.isnan(t).any(): raise ValueError("scores contain NaN; cannot rank them")
+        hist += torch.bincount((key >> 16) + 32768, minlength=65536)     # top 16 bits, shifted to 0..65535
+    top, rest = _bin_of(hist, k)
+    below, low = [], []                                        # per tensor: entries under bin `top`; low bits of those in it
+    for t in tensors:
+        key = _keys(view(t)); bins = (key >> 16) + 32768
+        below.append(int((bins < top).sum())); low.append(key[bins == top] & 0xFFFF)
+    tau, need = _bin_of(sum(torch.bincount(s, minlength=65536) for s in low), rest)
+    counts = []
+    for b, s in zip(below, low):
+        take = min(need, int((s == tau).sum())); need -= take                # ties at the k-th value: first come, first taken
+        counts.append(b + int((s < tau).sum()) + take)
+    return counts
+
+def lowest_of_all(scores: dict, k: int, view: Callable | None = None) -> dict:
+    "name -> bool tensor marking the entries among the `k` lowest of all `scores` (seen through `view`) together (see `lowest_counts`)."
+    counts = lowest_counts(list(scores.values()), k, view)
+    return {n: lowest_k(view(s) if view else s, c) for (n, s), c in zip(scores.items(), counts)}
 
 # %% ../nbs/10_pruning.ipynb #c008
 class Method(NamedTuple):
@@ -252,8 +293,8 @@ def _split(flat: torch.Tensor, like: dict) -> dict:
 
 def global_threshold(scores: dict, sparsity: float, ctx=None) -> dict:
     "Keep all but the ⌊s·N⌋ lowest scores over every tensor together."
-    flat = torch.cat([s.reshape(-1).float() for s in scores.values()])
-    return _split(~lowest_k(flat, n_pruned(sparsity, flat.numel())), scores)
+    pruned = lowest_of_all(scores, n_pruned(sparsity, sum(s.numel() for s in scores.values())))
+    return {n: ~m for n, m in pruned.items()}
 
 def apportion(sizes: dict, sparsity: float) -> dict:
     "Pruned count per group: ⌊s·n_g⌋, plus one for the groups with the largest fractions s·n_g − ⌊s·n_g⌋ until ⌊s·Σn_g⌋."
@@ -433,9 +474,7 @@ def prior_counts(records: list, weights: dict, sparsity: float) -> dict:
     k_m = apportion({m: sum(weights[n].numel() for n in names) for m, names in groups.items()}, sparsity)
     counts = {}
     for m, names in groups.items():
-        flat = torch.cat([weights[n].detach().abs().reshape(-1).float() for n in names])
-        pruned = _split(lowest_k(flat, k_m[m]), {n: weights[n] for n in names})
-        counts.update({n: int(pruned[n].sum()) for n in names})
+        counts.update(zip(names, lowest_counts([weights[n] for n in names], k_m[m], torch.abs)))
     return counts
 
 def modality_prior(scores: dict, sparsity: float, ctx: PruneContext) -> dict:
@@ -796,7 +835,7 @@ def trained_mask(ctx: PruneContext, sparsity: float) -> dict:
         for i, batch in ctx.batches("mask training"):
             guard.batch = i
             with torch.no_grad():
-                keep = _split(~lowest_k(torch.cat([view(s).reshape(-1) for s in S.values()]), K), S)
+                keep = {n: ~m for n, m in lowest_of_all(S, K, view).items()}
             masked = {n: W[n] * (keep[n].float() + view(S[n]) - view(S[n]).detach()) for n in W}
             with swapped(ctx.model, masked): loss = pretraining_loss(ctx, batch, gen, index=i)
             opt.zero_grad(set_to_none=True); loss.backward()
