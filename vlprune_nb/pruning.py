@@ -40,28 +40,38 @@ def n_pruned(sparsity: float, n: int) -> int:
     "How many of `n` weights a sparsity prunes: ⌊s·n⌋."
     return int(math.floor(sparsity * n))
 
+def _keys(t: torch.Tensor) -> torch.Tensor:
+    """int32 keys (flat) that sort as `t`'s float32 values: the bits, with the negative values' magnitude bits
+    flipped (not needed, and skipped, when no value is negative); -0.0 gets +0.0's key. NaN raises."""
+    f = t.detach().reshape(-1).float()
+    if not f.numel(): return f.view(torch.int32)
+    lo, _ = torch.aminmax(f)                                                # NaN propagates into the minimum
+    if torch.isnan(lo): raise ValueError("scores contain NaN; cannot rank them")
+    b = (f + 0.0).view(torch.int32)                                         # -0.0 + 0.0 is +0.0
+    return b if lo >= 0 else b ^ ((b >> 31) & 0x7FFFFFFF)
+
+def _bins(key: torch.Tensor) -> torch.Tensor: return (key >> 16) + 32768   # the top 16 bits, as 0..65535 in key order
+
+def _bin_of(hist: torch.Tensor, k: int) -> tuple:
+    "(the bin holding the k-th lowest entry (k >= 1), how many of the k lie in that bin) from a histogram of bins in key order."
+    cum = hist.cumsum(0)
+    b = int(torch.searchsorted(cum, torch.tensor(k, device=cum.device)))
+    return b, k - (int(cum[b - 1]) if b else 0)
+
 def lowest_k(scores: torch.Tensor, k: int) -> torch.Tensor:
     "Bool tensor of `scores`' shape marking exactly its `k` lowest entries; ties broken by flat index, lowest first."
     flat = scores.reshape(-1)
     if k <= 0: return torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
     if k >= flat.numel(): return torch.ones(scores.shape, dtype=torch.bool, device=scores.device)
-    if torch.isnan(flat).any(): raise ValueError("scores contain NaN; cannot rank them")
-    tau = flat.kthvalue(k).values
-    out = flat < tau
-    need = k - int(out.sum())
-    if need > 0: out[(flat == tau).nonzero().squeeze(1)[:need]] = True
+    key = _keys(flat); bins = _bins(key)
+    top, rest = _bin_of(torch.bincount(bins, minlength=65536), k)
+    in_top = (bins == top).nonzero().squeeze(1)                            # flat indices of the k-th lowest's bin
+    low = key[in_top] & 0xFFFF
+    tau, need = _bin_of(torch.bincount(low, minlength=65536), rest)
+    out = bins < top
+    out[in_top[low < tau]] = True
+    out[in_top[low == tau][:need]] = True                                   # ties at the k-th value: lowest index first
     return out.view(scores.shape)
-
-def _keys(t: torch.Tensor) -> torch.Tensor:
-    "int32 keys (flat) that sort as `t`'s float32 values: the bits, the negative values' magnitude bits flipped; -0.0 as +0.0."
-    b = (t.detach().reshape(-1).float() + 0.0).view(torch.int32)           # -0.0 + 0.0 is +0.0
-    return b ^ ((b >> 31) & 0x7FFFFFFF)
-
-def _bin_of(hist: torch.Tensor, k: int) -> tuple:
-    "(the bin holding the k-th lowest entry (k >= 1), how many of the k lie in that bin) from a histogram of bins in key order."
-    cum = hist.cumsum(0)
-    b = int(torch.searchsorted(cum, torch.tensor(k)))
-    return b, k - (int(cum[b - 1]) if b else 0)
 
 def lowest_counts(tensors: list, k: int, view: Callable | None = None) -> list:
     """How many entries of each tensor are among the `k` lowest of all of them together (ties broken by the
@@ -71,15 +81,11 @@ def lowest_counts(tensors: list, k: int, view: Callable | None = None) -> list:
     sizes = [t.numel() for t in tensors]
     if k <= 0: return [0] * len(tensors)
     if k >= sum(sizes): return sizes
-    hist = torch.zeros(65536, dtype=torch.int64)
-    for t in tensors:
-        key = _keys(view(t))
-        if torch.isnan(t).any(): raise ValueError("scores contain NaN; cannot rank them")
-        hist += torch.bincount((key >> 16) + 32768, minlength=65536)     # top 16 bits, shifted to 0..65535
+    hist = sum(torch.bincount(_bins(_keys(view(t))), minlength=65536) for t in tensors)
     top, rest = _bin_of(hist, k)
     below, low = [], []                                        # per tensor: entries under bin `top`; low bits of those in it
     for t in tensors:
-        key = _keys(view(t)); bins = (key >> 16) + 32768
+        key = _keys(view(t)); bins = _bins(key)
         below.append(int((bins < top).sum())); low.append(key[bins == top] & 0xFFFF)
     tau, need = _bin_of(sum(torch.bincount(s, minlength=65536) for s in low), rest)
     counts = []
