@@ -5,8 +5,14 @@ quality, never for pruning (the acceptance criteria of nbs/03_pretrain.ipynb wer
     OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/maturity_probes.py --measure NAME   # (re)measure one probe
 
 One JSON per probe in data/probes/<name>.json (committed); the probe checkpoints stay local, under
-data/probes/ckpt/ (ignored). Every probe is resumable: pretraining saves its state every 100 steps, and a probe
-whose JSON is complete is skipped. Each measurement runs in a child process, so it uses the library as it is then.
+data/probes/ckpt/ (ignored), except the checkpoints saved along a long run (`<name>-step<N>`, the maturity study's
+points: committed as they appear). Every probe is resumable: pretraining saves its state every 100 steps, and a
+probe whose JSON is complete is skipped. A run longer than a working session carries over in the repository:
+
+    python benchmarks/maturity_probes.py --stash NAME     # copy the running state into data/probes/resume/NAME (commit it)
+
+and the next `maturity_probes.py` run starts from it when it has no newer local state (the resume folder is
+deleted once the probe's pretraining ends). Each measurement runs in a child process, so it uses the library as it is then.
 CPU seconds are the pretraining process's own (`time.process_time`, one torch thread)."""
 from __future__ import annotations
 import argparse, json, os, platform, subprocess, sys, time
@@ -41,15 +47,46 @@ def checkpoint_of(name: str) -> Path:
     fam, steps, levers, _ = PROBES[name]
     return ROOT / "data" / "checkpoints" / fam if levers is None else OUT / "ckpt" / name
 
+def state_dir(name: str) -> Path: return checkpoint_of(name).parent / f".train_{checkpoint_of(name).name}"
+
+def resume_dir(name: str) -> Path: return OUT / "resume" / name
+
+def _step(d: Path) -> int:
+    "The step a saved pretraining state is at (-1: none)."
+    return json.loads((d / "state.json").read_text())["step"] if (d / "state.json").is_file() else -1
+
+def stash(name: str, tries: int = 20) -> Path:
+    """Copy probe `name`'s running pretraining state into the repository (`resume_dir`), consistently: its files are
+    written one after another every 100 steps, so a copy is kept only if the step and the files did not change
+    while it was made."""
+    import shutil, tempfile
+    src, dst = state_dir(name), resume_dir(name)
+    for _ in range(tries):
+        step, stamps = _step(src), {f.name: f.stat().st_mtime_ns for f in src.iterdir()}
+        if step < 0: raise SystemExit(f"{src}: no pretraining state to stash")
+        tmp = Path(tempfile.mkdtemp(dir=OUT, prefix=".stash_"))
+        for f in src.iterdir(): shutil.copy2(f, tmp / f.name)
+        if _step(src) == step and {f.name: f.stat().st_mtime_ns for f in src.iterdir()} == stamps and _step(tmp) == step:
+            if dst.exists(): shutil.rmtree(dst)
+            dst.parent.mkdir(parents=True, exist_ok=True); tmp.rename(dst)
+            print(f"{name}: state at step {step} stashed in {dst.relative_to(ROOT)}"); return dst
+        shutil.rmtree(tmp); time.sleep(2)
+    raise SystemExit(f"{src} kept changing; try again")
+
 def train(name: str) -> Path:
-    "Pretrain probe `name` (resuming if interrupted); returns its checkpoint."
-    import torch
+    "Pretrain probe `name` (resuming if interrupted, from the local state or a newer stashed one); returns its checkpoint."
+    import shutil, torch
     from vlprune_nb.pretrain import pretrain
     fam, steps, levers, save_at = PROBES[name]
     ck = checkpoint_of(name)
     if levers is None or (ck / "manifest.json").is_file(): return ck
+    if _step(resume_dir(name)) > _step(state_dir(name)):
+        shutil.rmtree(state_dir(name), ignore_errors=True); shutil.copytree(resume_dir(name), state_dir(name))
+        print(f"[{time.strftime('%H:%M:%S')}] probe {name}: resuming from the stashed state at step {_step(state_dir(name))}", flush=True)
     torch.set_num_threads(1)
-    return pretrain(fam, steps=steps, out_dir=ck, save_every=100, save_at=save_at, **levers)
+    out = pretrain(fam, steps=steps, out_dir=ck, save_every=100, save_at=save_at, **levers)
+    shutil.rmtree(resume_dir(name), ignore_errors=True)
+    return out
 
 def measure(name: str):
     "The probe's record: recipe, CPU time, loss convergence, maturity statistics, dense retrieval."
@@ -86,8 +123,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--measure", help="measure this probe (its checkpoint must exist) in this process")
     ap.add_argument("--only", nargs="*", help="run only these probes")
+    ap.add_argument("--stash", help="copy this probe's running pretraining state into data/probes/resume/ (to commit)")
     args = ap.parse_args()
     if args.measure: return measure(args.measure)
+    if args.stash: return stash(args.stash)
     for name in [*(args.only or PROBES), *(args.only or PROBES)]:     # a second pass measures what failed the first
         if result_path(name).is_file(): continue
         print(f"[{time.strftime('%H:%M:%S')}] probe {name}: pretraining", flush=True)

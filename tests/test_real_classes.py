@@ -99,7 +99,7 @@ def test_pruned_model_runs_its_task(checkpoints, name):
     assert tm.masks and all((params[k][~m] == 0).all() for k, m in tm.masks.items())
     assert tasks.evaluate(tm, task, limit=4, progress=False)["n"] == 4
 
-@pytest.mark.parametrize("method", structured.METHODS)
+@pytest.mark.parametrize("method", structured.SEARCH_METHODS)
 @pytest.mark.parametrize("name", CLASSES)
 def test_structured_search_extract_reload(checkpoints, tmp_path, name, method):
     model, _ = checkpoints[name]

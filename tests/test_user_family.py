@@ -168,3 +168,48 @@ def test_a_shipped_configuration_keeps_its_key():
     from vlprune_nb import experiments
     cfg = experiments.run_config("blip", "multiflow", 0.9, "retrieval")
     assert "checkpoint_dir" not in cfg and experiments.record_path(cfg).is_file()
+
+COARSE = 3                                                   # a task of this file: the world's classes modulo 3
+
+def coarse_loss(tm, items, generator=None):
+    "Cross-entropy of the first COARSE logits against label % COARSE."
+    coarse_loss.calls += 1
+    logits = families.family_of(tm).class_logits(tm, tm.processor.images([x["image"] for x in items]))[:, :COARSE]
+    return F.cross_entropy(logits, torch.tensor([x["label"] % COARSE for x in items]))
+coarse_loss.calls = 0
+
+def coarse_accuracy(tm, data, progress=True):
+    "The share (in %) of records whose arg-max over the first COARSE logits is label % COARSE."
+    with torch.no_grad():
+        logits = families.family_of(tm).class_logits(tm, tm.processor.images([x["image"] for x in data]))[:, :COARSE]
+    right = sum(int(p) == x["label"] % COARSE for p, x in zip(logits.argmax(1), data))
+    return {"coarse_acc": round(100 * right / len(data), 2)}
+
+@pytest.fixture
+def coarse_task(model, monkeypatch):
+    "A task registered from here, served by the family of this file; both taken back afterwards."
+    task = tasks.register_task(tasks.Task("coarse_test", "classification", ("train", "test"), coarse_loss, coarse_accuracy,
+                                          ("coarse_acc",), uses_text=False, steps=3, lr=1e-3))
+    monkeypatch.setattr(TinyNetFamily, "tasks", ("classification", "coarse_test"))
+    yield task
+    del tasks.TASKS["coarse_test"]
+
+def test_a_task_defined_here_goes_through_the_library(model, coarse_task, tmp_path):
+    "Registering a Task and listing it in a family is all a new task needs: data, budget, loss, evaluation, tables, runs."
+    from vlprune_nb import cli, experiments, figures
+    assert tasks.FAMILY_TASKS[NAME] == ("classification", "coarse_test")
+    assert figures.MAIN_METRICS["coarse_test"] == ("coarse_acc",) and "coarse_test" not in cli.TASK_FORMATS
+    assert tasks.task_data("coarse_test", "test") == data.world_items("classification", "test")
+    masks = pruning.prune(model, "omp", 0.5).masks
+    before = coarse_loss.calls
+    tm = tasks.finetune(model, "coarse_test", masks=masks, batch_size=8, progress=False)   # the Task's own budget: 3 steps
+    assert coarse_loss.calls - before == 3
+    assert all(not tm.get_parameter(n).detach()[~m].any() for n, m in masks.items())
+    test = tasks.task_data("coarse_test", "test")[:24]
+    assert tasks.evaluate(tm, "coarse_test", limit=24, progress=False)["coarse_acc"] == coarse_accuracy(tm, test)["coarse_acc"]
+    cfg = experiments.run_config(str(families.save(model, tmp_path / "ckpt")), "omp", 0.5, "coarse_test", eval_limit=24)
+    assert cfg["finetune_steps"] == 3 and cfg["finetune_lr"] == 1e-3
+    [record] = experiments.sweep([cfg], out_dir=tmp_path / "store", progress=False)
+    assert set(record["metrics"]) >= {"coarse_acc", "n"} and record["metrics"]["n"] == 24
+    x = structured.example_inputs(model, "coarse_test", batch_size=2)
+    assert set(x) == {"pixel_values"} and x["pixel_values"].shape == (2, 3, 32, 32)

@@ -240,21 +240,21 @@ def prune_checkpoint(ckpt, out, method: str, sparsity: float, calib=None, image_
     config.check_choice("format", format, FORMATS)
     if hasattr(spec.allocation, "check_sparsity"): spec.allocation.check_sparsity(method, sparsity)
     src = families._checkpoint_path(ckpt)
-    calib = calibration_source(ckpt, calib) if spec.data else None
+    calib = calibration_source(ckpt, calib) if spec.needs_calibration else None
     records = data.read_records(calib, image_root, calib_format, calib_split) if calib is not None else None
     if records is not None: data.check_calibration_images(records, n, bs, seed)
     with output_folder(out, force, source=src, need_bytes=_bytes(src), writer="vlprune prune") as stage:
         t0 = time.perf_counter()
         model = families.load(ckpt)
-        batches = _to(data.calibration_batches(model, n, bs, seed, progress, data=records), device) if spec.data else None
+        batches = _to(data.calibration_batches(model, n, bs, seed, progress, data=records), device) if spec.needs_calibration else None
         model.to(device)
         result = pruning.prune(model, method, sparsity, batches, seed=seed, progress=progress, **options)
         result.apply(model)
         model.to("cpu")
         report = {"sparsity": _masks.sparsity_report(model, result.masks), "prune": result.report,
                   "source": {"checkpoint": str(ckpt), "sha256": _source_sha256(ckpt),
-                             "calib": None if not spec.data else (str(calib) if calib is not None else "the world's pretraining split"),
-                             "calib_batches": n if spec.data else 0, "batch_size": bs if spec.data else None, "device": str(device)},
+                             "calib": None if not spec.needs_calibration else (str(calib) if calib is not None else "the world's pretraining split"),
+                             "calib_batches": n if spec.needs_calibration else 0, "batch_size": bs if spec.needs_calibration else None, "device": str(device)},
                   "seconds": time.perf_counter() - t0}
         save_checkpoint(model, stage, {"pruned": {"method": method, "sparsity": sparsity, "seed": seed, "from": str(ckpt)}})
         _masks.save_masks(result.masks, stage / "masks.safetensors", pattern=result.report.get("pattern"))
@@ -269,7 +269,7 @@ def prune_checkpoint(ckpt, out, method: str, sparsity: float, calib=None, image_
     return report
 
 # %% ../nbs/50_cli.ipynb #0fc25642
-TASK_FORMATS = {"retrieval": "karpathy", "captioning": "karpathy", "nlvr": "nlvr", "classification": "image_folder"}
+TASK_FORMATS = families.LiveTable(lambda: {name: t.cli_format for name, t in tasks.TASKS.items() if t.cli_format})
 
 def task_records(task: str, path, image_root=None, split: str = "train") -> list[dict]:
     "The training records of `task` in annotation file (or image folder) `path`, read with the task's format (`TASK_FORMATS`)."
@@ -292,7 +292,7 @@ def compress_checkpoint(ckpt, out, task: str, ratio: float, method: str = "upop"
                         split: str = "train", search_steps: int | None = None, retrain_steps: int | None = None,
                         batch_size: int | None = None, seed: int = 0, force: bool = False, progress: bool = True) -> dict:
     "Search → extract → retrain checkpoint `ckpt` for `task` at compression `ratio` and write the extracted model, report.json and README.txt to `out`; returns the report."
-    config.check_choice("method", method, structured.METHODS); structured.ratio_to_p(ratio)
+    config.check_choice("method", method, structured.SEARCH_METHODS); structured.ratio_to_p(ratio)
     src = families._checkpoint_path(ckpt)
     records = task_records(task, data_path, image_root, split) if data_path is not None else None
     with output_folder(out, force, source=src, need_bytes=_bytes(src), writer="vlprune structured") as stage:
@@ -395,7 +395,7 @@ def parser() -> argparse.ArgumentParser:
     _common(s)
     s.add_argument("--task", required=True, choices=list(tasks.TASKS), default=need, help="the task the search and retraining optimise (required)")
     s.add_argument("--ratio", required=True, type=_ratio, default=need, help="compression ratio of the searched modules, > 1 (required; 2 means 2×)")
-    s.add_argument("--method", default="upop", choices=list(structured.METHODS), help="structured method")
+    s.add_argument("--method", default="upop", choices=list(structured.SEARCH_METHODS), help="structured method")
     s.add_argument("--data", metavar="ANN", help="training records: for retrieval and captioning a Karpathy JSON, BLIP's caption "
                    "list ([{image, caption: [..]}]) or a pretraining JSON ([{image, caption}]); for nlvr BLIP's NLVR2 JSON "
                    "([{images: [a, b], sentence, label}]); for classification an image folder (ROOT/SPLIT/CLASS/*); "
@@ -419,7 +419,7 @@ def _check_paths(p: argparse.ArgumentParser, a):
     if not (ckpt / "config.json").is_file(): p.error(f"argument CKPT: {ckpt} has no config.json, so it is no checkpoint")
     name, path = ("--calib", a.calib) if a.command == "prune" else ("--data", a.data)
     if a.command == "prune" and path == WORLD: path = None
-    if a.command == "prune" and a.calib is None and a.method in pruning.METHODS and pruning.METHODS[a.method].data:
+    if a.command == "prune" and a.calib is None and a.method in pruning.METHODS and pruning.METHODS[a.method].needs_calibration:
         try: calibration_source(ckpt, None)
         except ValueError as e: p.error(f"argument --calib: {e}")
     if path is not None and not Path(path).exists(): p.error(f"argument {name}: {path} does not exist")

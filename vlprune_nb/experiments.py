@@ -93,7 +93,7 @@ def run_config(family: str = "blip", method: str = "multiflow", sparsity: float 
     if task not in allowed: raise ValueError(f"task={task!r} is not a task of family {family!r}; allowed: {list(allowed)}")
     check_float("sparsity", sparsity, min=0, below=1)
     if method == "dense" and sparsity != 0: raise ValueError(f"method='dense' takes sparsity=0, got sparsity={sparsity}")
-    budget, S_int = tasks.finetune_defaults(task), lambda key: S.get("reproduce", key, int)
+    budget, S_int = tasks.get_task(task).budget(), lambda key: S.get("reproduce", key, int)
     cfg = dict(family=family, method=method, sparsity=float(sparsity), task=task,
                calib_batches=check_int("calib_batches", S_int("calib_batches") if calib_batches is None else calib_batches, 1),
                calib_batch_size=S_int("calib_batch_size"),
@@ -255,7 +255,7 @@ def load_records(out_dir=None, kind: str | None = None, current: bool = True, **
             src = cfg.get("checkpoint_dir") or cfg.get("family")
             if src not in ids: ids[src] = _current_id(src)
             if cfg.get("checkpoint") != ids[src]: continue
-            if cfg.get("task") in tasks.TASKS and cfg.get("finetune_lr") != tasks.finetune_defaults(cfg["task"])["lr"]: continue
+            if cfg.get("task") in tasks.TASKS and cfg.get("finetune_lr") != tasks.get_task(cfg["task"]).budget()["lr"]: continue
         out.append(r)
     return out
 
@@ -327,7 +327,7 @@ def pruned_state(model, cfg: dict, out_dir=None, progress: bool = False) -> dict
         except ValueError: info = None                                  # truncated by a kill: prune again
         if info is None or not mfile.is_file() or sha256(mfile) != info["masks_sha256"]:
             calib = (calibration_batches(model, cfg["calib_batches"], cfg["calib_batch_size"], cfg["seed"], progress)
-                     if METHODS[cfg["method"]].data else None)
+                     if METHODS[cfg["method"]].needs_calibration else None)
             t0 = time.time()
             result = prune(model, cfg["method"], cfg["sparsity"], calib, seed=cfg["seed"], progress=progress, **cfg["options"])
             prune_s = time.time() - t0

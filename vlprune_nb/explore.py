@@ -141,7 +141,7 @@ class MaskCache:
     @staticmethod
     def calib_key(method: str, n_batches: int, batch_size: int, seed: int = 0) -> tuple | None:
         "The calibration part of a cache key: None for a data-free method or no batches."
-        return (int(n_batches), int(batch_size), int(seed)) if pruning.METHODS[method].data and n_batches else None
+        return (int(n_batches), int(batch_size), int(seed)) if pruning.METHODS[method].needs_calibration and n_batches else None
 
     def masks(self, model, mid: str, method: str, sparsity: float, n_batches: int, batch_size: int, seed: int = 0) -> dict:
         """{'masks', 'scores' (None unless one-shot), 'reallocated', 'seconds'} of `method` at `sparsity`; errors are

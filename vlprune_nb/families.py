@@ -249,12 +249,13 @@ class Family:
         elif "scale" in entry: attn.head_dim, attn.scale = dk, entry["scale"]
         else: raise cls.lacks("restore_attention", f"reloading {path} ({entry.get('cls')})")
     @classmethod
-    def example_inputs(cls, model, task: str, batch_size: int, text_len: int, generator: torch.Generator) -> dict:
-        "A random input of the declared inference path: images of the model's shape, texts of `text_len` tokens."
+    def example_inputs(cls, model, batch_size: int, text_len: int, generator: torch.Generator,
+                       images_per_item: int = 1, uses_text: bool = True) -> dict:
+        "A random input of the declared inference path: `images_per_item` images of the model's shape per item, texts of `text_len` tokens."
         c, h, w = cls.image_shape(model)
-        shape = (batch_size, 2, c, h, w) if task == "nlvr" else (batch_size, c, h, w)
+        shape = (batch_size, images_per_item, c, h, w) if images_per_item > 1 else (batch_size, c, h, w)
         out = {"pixel_values": torch.randn(*shape, generator=generator)}
-        if task != "classification":
+        if uses_text:
             out["input_ids"] = torch.randint(7, cls.text_vocab_size(model), (batch_size, text_len), generator=generator)
             out["attention_mask"] = torch.ones(batch_size, text_len, dtype=torch.long)
         return out

@@ -397,13 +397,13 @@ OPTION_CHECKS.update(sequential=check_flag, blocksize=partial(check_int, min=1),
 
 SCORES = {"wanda": (wanda, _WANDA), "sparsegpt": (sparsegpt, _SPARSEGPT), "multiflow": (flow, {})}
 METHODS.update({
-    "wanda":             Method(wanda, uniform, data=True, defaults=_WANDA),
-    "sparsegpt":         Method(sparsegpt, uniform, data=True, defaults=_SPARSEGPT),
-    "ecoflap":           Method(wanda, ecoflap, data=True, defaults={**_WANDA, **_ECO}),
-    **{f"{s}_owl": Method(f, owl, data=True, defaults={**d, **_OWL}) for s, (f, d) in SCORES.items()},
-    **{f"{s}_ecoflap": Method(f, ecoflap, data=True, defaults={**d, **_ECO}) for s, (f, d) in SCORES.items() if s != "wanda"},
+    "wanda":             Method(wanda, uniform, needs_calibration=True, defaults=_WANDA),
+    "sparsegpt":         Method(sparsegpt, uniform, needs_calibration=True, defaults=_SPARSEGPT),
+    "ecoflap":           Method(wanda, ecoflap, needs_calibration=True, defaults={**_WANDA, **_ECO}),
+    **{f"{s}_owl": Method(f, owl, needs_calibration=True, defaults={**d, **_OWL}) for s, (f, d) in SCORES.items()},
+    **{f"{s}_ecoflap": Method(f, ecoflap, needs_calibration=True, defaults={**d, **_ECO}) for s, (f, d) in SCORES.items() if s != "wanda"},
 })
 NM_SCORES = {"magnitude": (magnitude, False, {}), "wanda": (wanda, True, _WANDA), "sparsegpt": (sparsegpt, True, _SPARSEGPT),
              "snip": (snip_saliency, True, {}), "multiflow": (flow, True, {})}
 for n, m in ((2, 4), (4, 8)):
-    METHODS.update({f"{s}_{n}of{m}": Method(f, nm(n, m), data=data, defaults=d) for s, (f, data, d) in NM_SCORES.items()})
+    METHODS.update({f"{s}_{n}of{m}": Method(f, nm(n, m), needs_calibration=calib, defaults=d) for s, (f, calib, d) in NM_SCORES.items()})

@@ -22,8 +22,7 @@ __all__ = ['MAIN_METRICS', 'SHARES_DEFINITION', 'LABEL_OFFSETS', 'figures_dir', 
            'upop_heatmap', 'component_shares', 'upop_component_shares', 'upop_tradeoff']
 
 # %% ../nbs/40_figures.ipynb #c003
-MAIN_METRICS = {"retrieval": ("TR@1", "IR@1"), "captioning": ("CIDEr", "BLEU@4"), "vqa": ("vqa_acc",),
-                "nlvr": ("nlvr_acc",), "classification": ("top1",)}
+MAIN_METRICS = families.LiveTable(lambda: {name: t.metrics for name, t in tasks.TASKS.items()})  # each task's, the main one first
 
 def figures_dir(fig_dir=None) -> Path:
     "`fig_dir`, else `[paths] figures` of settings.ini."
@@ -42,7 +41,7 @@ def finish_figure(fig, name: str, fig_dir=None, show: bool = True) -> Path:
 
 def dense_reference(family: str, task: str, finetune_steps: int | None = None, finetune_lr: float | None = None) -> dict | None:
     "The dense model's metrics on `task` recorded in its checkpoint manifest, if measured with this budget (None: the default)."
-    default = tasks.finetune_defaults(task)
+    default = tasks.get_task(task).budget()
     steps = default["steps"] if finetune_steps is None else finetune_steps
     lr = default["lr"] if finetune_lr is None else finetune_lr
     man = families.checkpoint_dir(family) / "manifest.json"

@@ -427,7 +427,7 @@ def measure_runtime(cfg: dict, out_dir=None) -> dict:
     seconds = {}
     for m in cfg["methods"]:
         t0 = time.perf_counter()
-        prune(model, m, cfg["sparsity"], calib if METHODS[m].data else None, seed=0)
+        prune(model, m, cfg["sparsity"], calib if METHODS[m].needs_calibration else None, seed=0)
         seconds[m] = round(time.perf_counter() - t0, 2)
     rec = {"kind": "pruning_runtime", "key": runtime_key(cfg), "config": cfg, "seconds": seconds, **environment(),
            "time": time.strftime("%Y-%m-%dT%H:%M:%S")}

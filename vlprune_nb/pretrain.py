@@ -20,7 +20,7 @@ from .families import build, family_of, save, checkpoint_dir, FAMILIES
 from .train import Loop, fit, adamw, lr_at, param_groups
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'NO_DECAY_TOKENS', 'train_batches', 'save_state', 'load_state', 'pretrain_groups', 'lr_schedule',
+__all__ = ['LR_SCHEDULES', 'NO_DECAY_TOKENS', 'train_batches', 'save_state', 'load_state', 'pretrain_groups', 'lr_schedule',
            'pretrain', 'dense_metrics', 'chance_metrics', 'record_metrics']
 
 # %% ../nbs/03_pretrain.ipynb #c004
@@ -62,7 +62,7 @@ def load_state(path: Path, model, opt) -> int:
     return read_json(path / "state.json")["step"]
 
 # %% ../nbs/03_pretrain.ipynb #c008
-SCHEDULES = ("cosine", "constant")
+LR_SCHEDULES = ("cosine", "constant")
 NO_DECAY_TOKENS = ("position_embeddings", "cls_token", "class_embedding", "mask_token", "register_tokens")  # learned tokens, not matrices
 
 def pretrain_groups(model, weight_decay: float = 0.05, decay_embeddings: bool = True) -> list[dict]:
@@ -79,7 +79,7 @@ def lr_schedule(schedule: str, total: int, lr: float, warmup: int):
     "Step → learning rate: 'cosine' (linear warm-up, cosine decay to 0: v1) or 'constant' (linear warm-up, then `lr`)."
     if schedule == "cosine": return partial(lr_at, total=total, lr=lr, warmup=warmup)
     if schedule == "constant": return lambda step: lr * min(1.0, (step + 1) / warmup)
-    raise ValueError(f"schedule={schedule!r}; allowed: {', '.join(SCHEDULES)}")
+    raise ValueError(f"schedule={schedule!r}; allowed: {', '.join(LR_SCHEDULES)}")
 
 def _manifest(family, model, steps, batch_size, seed, recipe, log, cpu_s, wall_s, start, loop) -> dict:
     "What a checkpoint's manifest.json holds about its pretraining."
@@ -144,11 +144,11 @@ def pretrain(family: str, steps: int | None = None, out_dir=None, seed: int = 0,
 # %% ../nbs/03_pretrain.ipynb #c011
 def dense_metrics(model, task_names=None, steps: int | None = None, progress: bool = True) -> dict:
     "Test metrics of `model` fine-tuned (default budget, seed 0) on each of `task_names` (default: all of its family's), with the budget (steps, learning rate) and torch threads used."
-    from vlprune_nb.tasks import FAMILY_TASKS, finetune, finetune_defaults, evaluate
+    from vlprune_nb.tasks import FAMILY_TASKS, finetune, get_task, evaluate
     out = {}
     for task in task_names or FAMILY_TASKS[family_of(model).name]:
         t0 = time.time()
-        budget = finetune_defaults(task)
+        budget = get_task(task).budget()
         n = budget["steps"] if steps is None else steps
         tm = finetune(model, task, steps=n, lr=budget["lr"], progress=progress)
         out[task] = {**evaluate(tm, task, progress=progress), "finetune_and_eval_s": round(time.time() - t0, 1),

@@ -12,6 +12,7 @@ import math, os, re, shutil, tempfile, time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
+from collections.abc import Mapping
 from types import SimpleNamespace
 from typing import Callable, NamedTuple
 
@@ -26,40 +27,109 @@ from accelerate.utils import send_to_device
 from .families import Prunable, family_of, prunable
 
 # %% auto #0
-__all__ = ['METHODS', 'OPTION_CHECKS', 'SCHEDULES', 'n_pruned', 'lowest_k', 'Method', 'PruneContext', 'PruneResult',
-           'check_calibration', 'on_device', 'preserved', 'prune', 'scores', 'global_threshold', 'apportion',
-           'per_layer', 'normal', 'magnitude', 'l2_normalised', 'lamp_score', 'lamp', 'non_finite', 'token_side',
-           'ActivationStats', 'activation_stats', 'collect', 'flow_terms', 'flow', 'flow_nodes', 'flow_inverted',
-           'prior_counts', 'modality_prior', 'gradient_mode', 'finite_inputs', 'pretraining_loss', 'check_gradients',
-           'mean_gradient', 'snip_saliency', 'schedule', 'iterate', 'chita_blocks', 'GradientStore', 'chita_objective',
-           'prune_ls', 'ridge_refit', 'heuristic_ls', 'per_batch_gradients', 'chita_solve', 'chita_iht', 'swapped',
-           'trained_mask']
+__all__ = ['METHODS', 'OPTION_CHECKS', 'SPARSITY_SCHEDULES', 'n_pruned', 'lowest_k', 'lowest_counts', 'lowest_of_all', 'Method',
+           'LayerScores', 'PruneContext', 'PruneResult', 'check_calibration', 'on_device', 'preserved', 'prune',
+           'scores', 'global_threshold', 'apportion', 'per_layer', 'normal', 'magnitude', 'l2_normalised', 'lamp_score',
+           'lamp', 'non_finite', 'token_side', 'ActivationStats', 'activation_stats', 'collect', 'flow_terms', 'flow',
+           'flow_nodes', 'flow_inverted', 'prior_counts', 'modality_prior', 'gradient_mode', 'finite_inputs',
+           'pretraining_loss', 'check_gradients', 'mean_gradient', 'snip_saliency', 'schedule', 'iterate',
+           'chita_blocks', 'GradientStore', 'chita_objective', 'prune_ls', 'ridge_refit', 'heuristic_ls',
+           'per_batch_gradients', 'chita_solve', 'chita_iht', 'swapped', 'trained_mask']
 
 # %% ../nbs/10_pruning.ipynb #c005
 def n_pruned(sparsity: float, n: int) -> int:
     "How many of `n` weights a sparsity prunes: ⌊s·n⌋."
     return int(math.floor(sparsity * n))
 
+def _keys(t: torch.Tensor) -> torch.Tensor:
+    """int32 keys (flat) that sort as `t`'s float32 values: the bits, with the negative values' magnitude bits
+    flipped (not needed, and skipped, when no value is negative); -0.0 gets +0.0's key. NaN raises."""
+    f = t.detach().reshape(-1).float()
+    if not f.numel(): return f.view(torch.int32)
+    lo, _ = torch.aminmax(f)                                                # NaN propagates into the minimum
+    if torch.isnan(lo): raise ValueError("scores contain NaN; cannot rank them")
+    b = (f + 0.0).view(torch.int32)                                         # -0.0 + 0.0 is +0.0
+    return b if lo >= 0 else b ^ ((b >> 31) & 0x7FFFFFFF)
+
+def _bins(key: torch.Tensor) -> torch.Tensor: return (key >> 16) + 32768   # the top 16 bits, as 0..65535 in key order
+
+def _bin_of(hist: torch.Tensor, k: int) -> tuple:
+    "(the bin holding the k-th lowest entry (k >= 1), how many of the k lie in that bin) from a histogram of bins in key order."
+    cum = hist.cumsum(0)
+    b = int(torch.searchsorted(cum, torch.tensor(k, device=cum.device)))
+    return b, k - (int(cum[b - 1]) if b else 0)
+
+def _chunks(t: torch.Tensor, size: int = 1 << 20):
+    "`t` flat, in pieces of `size` entries: a pass over a piece stays in the CPU's cache (about twice as fast at BLIP-base)."
+    flat = t.detach().reshape(-1)
+    return (flat[i:i + size] for i in range(0, flat.numel(), size))
+
 def lowest_k(scores: torch.Tensor, k: int) -> torch.Tensor:
     "Bool tensor of `scores`' shape marking exactly its `k` lowest entries; ties broken by flat index, lowest first."
     flat = scores.reshape(-1)
     if k <= 0: return torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
     if k >= flat.numel(): return torch.ones(scores.shape, dtype=torch.bool, device=scores.device)
-    if torch.isnan(flat).any(): raise ValueError("scores contain NaN; cannot rank them")
-    tau = flat.kthvalue(k).values
-    out = flat < tau
-    need = k - int(out.sum())
-    if need > 0: out[(flat == tau).nonzero().squeeze(1)[:need]] = True
+    key = _keys(flat); bins = _bins(key)
+    top, rest = _bin_of(torch.bincount(bins, minlength=65536), k)
+    in_top = (bins == top).nonzero().squeeze(1)                            # flat indices of the k-th lowest's bin
+    low = key[in_top] & 0xFFFF
+    tau, need = _bin_of(torch.bincount(low, minlength=65536), rest)
+    out = bins < top
+    out[in_top[low < tau]] = True
+    out[in_top[low == tau][:need]] = True                                   # ties at the k-th value: lowest index first
     return out.view(scores.shape)
+
+def lowest_counts(tensors: list, k: int, view: Callable | None = None) -> list:
+    """How many entries of each tensor are among the `k` lowest of all of them together (ties broken by the
+    concatenated flat index, lowest first) -- what `lowest_k` of their concatenation marks in each, without the copy.
+    `view` (e.g. `torch.abs`) is applied to each tensor as it is read, so no transformed copy of all is held."""
+    view = view or (lambda t: t)
+    sizes = [t.numel() for t in tensors]
+    if k <= 0: return [0] * len(tensors)
+    if k >= sum(sizes): return sizes
+    hist = sum(torch.bincount(_bins(_keys(view(c))), minlength=65536) for t in tensors for c in _chunks(t))
+    top, rest = _bin_of(hist, k)
+    below, low = [], []                                        # per tensor: entries under bin `top`; low bits of those in it
+    for t in tensors:
+        b, s = 0, []
+        for c in _chunks(t):
+            key = _keys(view(c)); bins = _bins(key)
+            b += int((bins < top).sum()); s.append(key[bins == top] & 0xFFFF)
+        below.append(b); low.append(torch.cat(s))
+    tau, need = _bin_of(sum(torch.bincount(s, minlength=65536) for s in low), rest)
+    counts = []
+    for b, s in zip(below, low):
+        take = min(need, int((s == tau).sum())); need -= take                # ties at the k-th value: first come, first taken
+        counts.append(b + int((s < tau).sum()) + take)
+    return counts
+
+def lowest_of_all(scores: dict, k: int, view: Callable | None = None) -> dict:
+    "name -> bool tensor marking the entries among the `k` lowest of all `scores` (seen through `view`) together (see `lowest_counts`)."
+    counts = lowest_counts(list(scores.values()), k, view)
+    return {n: lowest_k(view(s) if view else s, c) for (n, s), c in zip(scores.items(), counts)}
 
 # %% ../nbs/10_pruning.ipynb #c008
 class Method(NamedTuple):
-    "A pruning method: a score, an allocation, an optional schedule (iterative methods), whether it needs data, its options."
+    """A pruning method: a score, an allocation, an optional schedule (iterative methods), whether it needs calibration
+    batches, its options, and whether it only reads the weights (`keeps_weights`: `prune` then keeps no copy of
+    them to put back, 4 bytes per prunable weight; the test under "Every method on every family" holds it to that)."""
     score: Callable
     allocation: Callable
     schedule: str | None = None
-    data: bool = False
+    needs_calibration: bool = False
     defaults: dict = {}
+    keeps_weights: bool = False
+
+class LayerScores(Mapping):
+    """Scores computed one tensor at a time, when read (`score_of(name)`), and never all held together: an
+    allocation that walks them once holds one tensor's scores at a time (a global one walks them three times and
+    computes them three times: cheaper than 4 bytes per prunable weight at BLIP-base's 226 M)."""
+    def __init__(self, names, score_of: Callable): self.names, self.score_of = list(names), score_of
+    def __getitem__(self, name):
+        if name not in self.names: raise KeyError(name)
+        return self.score_of(name)
+    def __iter__(self): return iter(self.names)
+    def __len__(self): return len(self.names)
 
 METHODS: dict[str, Method] = {}
 
@@ -149,7 +219,7 @@ def check_calibration(model: nn.Module, batches: list):
 
 def _check_calib(method: str, spec: Method, calib, model: nn.Module) -> list | None:
     "The calibration batches as a list (None for a data-free method), after `check_calibration`."
-    if not spec.data: return None
+    if not spec.needs_calibration: return None
     if calib is None: raise ValueError(f"method {method!r} is data-driven: pass calibration batches as `calib`")
     batches = [calib] if isinstance(calib, (dict, torch.Tensor)) else list(calib)
     if not batches: raise ValueError(f"method {method!r}: the calibration batches are empty")
@@ -199,7 +269,7 @@ def _score_and_allocate(spec: Method, ctx: PruneContext, sparsity: float) -> tup
     pruned weights score −∞. A score that holds a file (CHITA's gradient store) is closed whatever happens."""
     sc = spec.score(ctx, sparsity)
     try:
-        if ctx.keep is not None and isinstance(sc, dict):
+        if ctx.keep is not None and isinstance(sc, Mapping):
             sc = {n: torch.where(ctx.keep[n].to(v.device), v, torch.full_like(v, -math.inf)) for n, v in sc.items()}
         return _as_pair(spec.allocation(sc, sparsity, ctx))
     finally:
@@ -217,7 +287,7 @@ def prune(model: nn.Module, method: str, sparsity: float, calib=None, *, seed: i
     `model` is left unchanged."""
     spec, ctx, device = _setup(model, method, sparsity, calib, seed, options, progress, device)
     t0 = time.perf_counter()
-    with on_device(model, device), preserved(model, ctx.params):
+    with on_device(model, device), preserved(model, () if spec.keeps_weights else ctx.params):
         if spec.schedule: masks, weights = iterate(spec, ctx, sparsity)
         else: masks, weights = _score_and_allocate(spec, ctx, sparsity)
     masks = {n: masks[n].detach().to("cpu", torch.bool) for n in ctx.params}
@@ -239,9 +309,10 @@ def scores(model: nn.Module, method: str, calib=None, *, sparsity: float = 0.0, 
     spec, ctx, device = _setup(model, method, sparsity, calib, seed, options, progress, device)
     if spec.schedule: raise ValueError(f"{method!r} is iterative: its scores change at every step")
     if getattr(spec.allocation, "changes_weights", False): raise ValueError(f"{method!r} does not produce per-weight scores")
-    with on_device(model, device), preserved(model, ctx.params): out = spec.score(ctx, sparsity)
-    if not isinstance(out, dict): raise ValueError(f"{method!r} is layer-wise: it chooses within each layer as it prunes, without per-weight scores")
-    return {n: t.detach().cpu() for n, t in out.items()}
+    with on_device(model, device), preserved(model, () if spec.keeps_weights else ctx.params):
+        out = spec.score(ctx, sparsity)
+        if not isinstance(out, Mapping): raise ValueError(f"{method!r} is layer-wise: it chooses within each layer as it prunes, without per-weight scores")
+        return {n: t.detach().cpu() for n, t in out.items()}
 
 # %% ../nbs/10_pruning.ipynb #c011
 def _split(flat: torch.Tensor, like: dict) -> dict:
@@ -252,8 +323,8 @@ def _split(flat: torch.Tensor, like: dict) -> dict:
 
 def global_threshold(scores: dict, sparsity: float, ctx=None) -> dict:
     "Keep all but the ⌊s·N⌋ lowest scores over every tensor together."
-    flat = torch.cat([s.reshape(-1).float() for s in scores.values()])
-    return _split(~lowest_k(flat, n_pruned(sparsity, flat.numel())), scores)
+    pruned = lowest_of_all(scores, n_pruned(sparsity, sum(s.numel() for s in scores.values())))
+    return {n: ~m for n, m in pruned.items()}
 
 def apportion(sizes: dict, sparsity: float) -> dict:
     "Pruned count per group: ⌊s·n_g⌋, plus one for the groups with the largest fractions s·n_g − ⌊s·n_g⌋ until ⌊s·Σn_g⌋."
@@ -274,9 +345,9 @@ def normal(ctx: PruneContext, sparsity: float) -> dict:
     g = torch.Generator().manual_seed(ctx.seed)
     return {n: torch.randn(p.shape, generator=g) for n, p in ctx.params.items()}
 
-def magnitude(ctx: PruneContext, sparsity: float) -> dict:
-    "|W|."
-    return {n: p.detach().abs() for n, p in ctx.params.items()}
+def magnitude(ctx: PruneContext, sparsity: float) -> LayerScores:
+    "|W|, computed per tensor when read."
+    return LayerScores(ctx.params, lambda n: ctx.params[n].detach().abs())
 
 def l2_normalised(ctx: PruneContext, sparsity: float) -> dict:
     "|W| / ‖W‖_F per tensor."
@@ -298,11 +369,11 @@ def lamp(ctx: PruneContext, sparsity: float) -> dict:
     return {n: lamp_score(p) for n, p in ctx.params.items()}
 
 METHODS.update({
-    "random":   Method(normal, global_threshold),
-    "omp":      Method(magnitude, global_threshold),
-    "local_mp": Method(magnitude, per_layer),
-    "l2norm":   Method(l2_normalised, global_threshold),
-    "lamp":     Method(lamp, global_threshold),
+    "random":   Method(normal, global_threshold, keeps_weights=True),
+    "omp":      Method(magnitude, global_threshold, keeps_weights=True),
+    "local_mp": Method(magnitude, per_layer, keeps_weights=True),
+    "l2norm":   Method(l2_normalised, global_threshold, keeps_weights=True),
+    "lamp":     Method(lamp, global_threshold, keeps_weights=True),
 })
 
 # %% ../nbs/10_pruning.ipynb #c019
@@ -407,23 +478,24 @@ def flow_terms(w: torch.Tensor, a: torch.Tensor) -> tuple:
     A = w.detach().abs().float(); abar = a.to(A.device).float().sqrt()
     return A, (A @ abar) / A.shape[1], abar * A.mean(0)
 
-def flow(ctx: PruneContext, sparsity: float) -> dict:
-    "MULTIFLOW's information-flow score I_out(i)·|W_ij|·I_in(j)."
-    a = _stats(ctx); out = {}
-    for n, p in ctx.params.items():
-        A, i_out, i_in = flow_terms(p, a[n]); out[n] = i_out[:, None] * A * i_in[None, :]
-    return out
+def flow(ctx: PruneContext, sparsity: float) -> LayerScores:
+    "MULTIFLOW's information-flow score I_out(i)·|W_ij|·I_in(j), computed per tensor when read."
+    a = _stats(ctx)
+    def score(n):
+        A, i_out, i_in = flow_terms(ctx.params[n], a[n]); return i_out[:, None] * A * i_in[None, :]
+    return LayerScores(ctx.params, score)
 
-def flow_nodes(ctx: PruneContext, sparsity: float) -> dict:
+def flow_nodes(ctx: PruneContext, sparsity: float) -> LayerScores:
     "Nodes-only ablation: I_out(i)·I_in(j)."
-    a = _stats(ctx); out = {}
-    for n, p in ctx.params.items():
-        A, i_out, i_in = flow_terms(p, a[n]); out[n] = i_out[:, None] * i_in[None, :]
-    return out
+    a = _stats(ctx)
+    def score(n):
+        A, i_out, i_in = flow_terms(ctx.params[n], a[n]); return i_out[:, None] * i_in[None, :]
+    return LayerScores(ctx.params, score)
 
-def flow_inverted(ctx: PruneContext, sparsity: float) -> dict:
+def flow_inverted(ctx: PruneContext, sparsity: float) -> LayerScores:
     "The flow score negated: keeps the weights MULTIFLOW would prune."
-    return {n: -s for n, s in flow(ctx, sparsity).items()}
+    s = flow(ctx, sparsity)
+    return LayerScores(s, lambda n: -s[n])
 
 # %% ../nbs/10_pruning.ipynb #c025
 def prior_counts(records: list, weights: dict, sparsity: float) -> dict:
@@ -433,9 +505,7 @@ def prior_counts(records: list, weights: dict, sparsity: float) -> dict:
     k_m = apportion({m: sum(weights[n].numel() for n in names) for m, names in groups.items()}, sparsity)
     counts = {}
     for m, names in groups.items():
-        flat = torch.cat([weights[n].detach().abs().reshape(-1).float() for n in names])
-        pruned = _split(lowest_k(flat, k_m[m]), {n: weights[n] for n in names})
-        counts.update({n: int(pruned[n].sum()) for n in names})
+        counts.update(zip(names, lowest_counts([weights[n] for n in names], k_m[m], torch.abs)))
     return counts
 
 def modality_prior(scores: dict, sparsity: float, ctx: PruneContext) -> dict:
@@ -445,11 +515,11 @@ def modality_prior(scores: dict, sparsity: float, ctx: PruneContext) -> dict:
     return {n: ~lowest_k(s, counts[n]) for n, s in scores.items()}
 
 METHODS.update({
-    "multiflow":          Method(flow, modality_prior, data=True),
-    "multiflow_edges":    Method(magnitude, modality_prior, data=True),
-    "multiflow_nodes":    Method(flow_nodes, modality_prior, data=True),
-    "multiflow_inverted": Method(flow_inverted, modality_prior, data=True),
-    "multiflow_global":   Method(flow, global_threshold, data=True),
+    "multiflow":          Method(flow, modality_prior, needs_calibration=True, keeps_weights=True),
+    "multiflow_edges":    Method(magnitude, modality_prior, needs_calibration=True, keeps_weights=True),
+    "multiflow_nodes":    Method(flow_nodes, modality_prior, needs_calibration=True, keeps_weights=True),
+    "multiflow_inverted": Method(flow_inverted, modality_prior, needs_calibration=True, keeps_weights=True),
+    "multiflow_global":   Method(flow, global_threshold, needs_calibration=True, keeps_weights=True),
 })
 
 # %% ../nbs/10_pruning.ipynb #c035
@@ -508,10 +578,10 @@ def snip_saliency(ctx: PruneContext, sparsity: float) -> dict:
     g = mean_gradient(ctx)
     return {n: (g[n] * p.detach()).abs() for n, p in ctx.params.items()}
 
-METHODS["snip"] = Method(snip_saliency, global_threshold, data=True)
+METHODS["snip"] = Method(snip_saliency, global_threshold, needs_calibration=True, keeps_weights=True)
 
 # %% ../nbs/10_pruning.ipynb #c039
-SCHEDULES = ("exp", "const", "linear")
+SPARSITY_SCHEDULES = ("exp", "const", "linear")
 
 def schedule(kind: str, steps: int, sparsity: float, reference_quirks: bool = False) -> list[float]:
     "Sparsities s_0..s_{T-1} of an iterative method: 'exp', 'const' or 'linear' (fixed to end at s)."
@@ -522,7 +592,7 @@ def schedule(kind: str, steps: int, sparsity: float, reference_quirks: bool = Fa
     elif kind == "linear":
         if reference_quirks: return [s + (1 - s) * (t + 1) / T for t in range(T)]
         out = [s * (t + 1) / T for t in range(T)]
-    else: raise ValueError(f"unknown schedule {kind!r}; known: {', '.join(SCHEDULES)}")
+    else: raise ValueError(f"unknown schedule {kind!r}; known: {', '.join(SPARSITY_SCHEDULES)}")
     out[-1] = s
     return out
 
@@ -552,8 +622,8 @@ def iterate(spec: Method, ctx: PruneContext, sparsity: float) -> tuple:
 
 _ITER = dict(steps=5, batches_per_step=None, schedule="exp", reference_quirks=False, keep_history=False)
 OPTION_CHECKS.update(steps=partial(check_int, min=1), batches_per_step=partial(check_int, min=1, allow_none=True),
-                     schedule=partial(check_choice, choices=SCHEDULES), reference_quirks=check_flag, keep_history=check_flag)
-METHODS["itersnip"] = Method(snip_saliency, global_threshold, schedule="exp", data=True, defaults=_ITER)
+                     schedule=partial(check_choice, choices=SPARSITY_SCHEDULES), reference_quirks=check_flag, keep_history=check_flag)
+METHODS["itersnip"] = Method(snip_saliency, global_threshold, schedule="exp", needs_calibration=True, defaults=_ITER)
 
 # %% ../nbs/10_pruning.ipynb #c042
 def chita_blocks(sizes: list[int], block_size: int = 10_000) -> list[tuple[int, int]]:
@@ -754,8 +824,8 @@ def chita_iht(store: GradientStore, sparsity: float, ctx: PruneContext) -> tuple
 chita_iht.changes_weights = True
 _CHITA = dict(lam=0.1, block_size=10_000, workdir=None)
 OPTION_CHECKS.update(lam=partial(check_float, above=0), block_size=partial(check_int, min=1), workdir=partial(check_directory, allow_none=True))
-METHODS["chita"] = Method(per_batch_gradients, chita_iht, data=True, defaults=_CHITA)
-METHODS["chita++"] = Method(per_batch_gradients, chita_iht, schedule="exp", data=True, defaults={**_CHITA, **_ITER})
+METHODS["chita"] = Method(per_batch_gradients, chita_iht, needs_calibration=True, defaults=_CHITA)
+METHODS["chita++"] = Method(per_batch_gradients, chita_iht, schedule="exp", needs_calibration=True, defaults={**_CHITA, **_ITER})
 
 # %% ../nbs/10_pruning.ipynb #c052
 @contextmanager
@@ -796,7 +866,7 @@ def trained_mask(ctx: PruneContext, sparsity: float) -> dict:
         for i, batch in ctx.batches("mask training"):
             guard.batch = i
             with torch.no_grad():
-                keep = _split(~lowest_k(torch.cat([view(s).reshape(-1) for s in S.values()]), K), S)
+                keep = {n: ~m for n, m in lowest_of_all(S, K, view).items()}
             masked = {n: W[n] * (keep[n].float() + view(S[n]) - view(S[n]).detach()) for n in W}
             with swapped(ctx.model, masked): loss = pretraining_loss(ctx, batch, gen, index=i)
             opt.zero_grad(set_to_none=True); loss.backward()
@@ -805,5 +875,5 @@ def trained_mask(ctx: PruneContext, sparsity: float) -> dict:
     return {n: view(s).detach() for n, s in S.items()}
 
 OPTION_CHECKS.update(lr=partial(check_float, min=0), weight_decay=partial(check_float, min=0))
-METHODS["tamt"] = Method(trained_mask, global_threshold, data=True, defaults=dict(lr=5e-5, weight_decay=0.01, reference_quirks=False))
+METHODS["tamt"] = Method(trained_mask, global_threshold, needs_calibration=True, defaults=dict(lr=5e-5, weight_decay=0.01, reference_quirks=False))
 trained_mask.uses_sparsity = True     # its scores are trained for one target sparsity: another needs another training

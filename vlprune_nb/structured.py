@@ -19,14 +19,14 @@ from safetensors.torch import save_model, load_model
 from .config import settings, seed_everything, write_json, read_json
 from .data import Processor, load_tokenizer
 from .config import check_int
-from .families import FAMILIES, LiveTable, prunable, family_of, MODEL_CLASSES, open_safetensors
+from .families import FAMILIES, KINDS, LiveTable, prunable, family_of, MODEL_CLASSES, open_safetensors
 from . import tasks as _tasks
 from .tasks import check_task, task_model, task_data, task_loss, finetune, evaluate
 from .train import Loop, fit, adamw
 from accelerate.utils import send_to_device
 
 # %% auto #0
-__all__ = ['KINDS', 'SCHEDULES', 'COST_MODES', 'OFFICIAL_ATTN_COST', 'METHODS', 'Unit', 'units', 'ZetaHook', 'remove_zeta',
+__all__ = ['RATIO_SCHEDULES', 'COST_MODES', 'OFFICIAL_ATTN_COST', 'SEARCH_METHODS', 'Unit', 'units', 'ZetaHook', 'remove_zeta',
            'attach_zeta', 'ratio_to_p', 'ratio_schedule', 'unit_costs', 'zscore', 'group_zscores', 'select_pruned',
            'pruned_mass', 'max_prunable', 'upop_masks', 'make_structure', 'retained_proportions', 'check_structure',
            'extract', 'random_structure', 'masked', 'save_extracted', 'load_extracted', 'count_params',
@@ -34,8 +34,6 @@ __all__ = ['KINDS', 'SCHEDULES', 'COST_MODES', 'OFFICIAL_ATTN_COST', 'METHODS', 
            'search', 'accounting', 'retrain', 'compress']
 
 # %% ../nbs/20_structured.ipynb #c005
-KINDS = ("self_attn", "cross_attn", "mlp")
-
 @dataclass
 class Unit:
     "One module with one ζ vector: an attention block (ζ over the head dimension) or an MLP (ζ over hidden units)."
@@ -116,7 +114,7 @@ def attach_zeta(model: nn.Module, us: list[Unit] | None = None, values: dict | N
     return zeta
 
 # %% ../nbs/20_structured.ipynb #c011
-SCHEDULES = ("cosine", "linear", "quadratic")
+RATIO_SCHEDULES = ("cosine", "linear", "quadratic")
 
 def ratio_to_p(ratio: float) -> float:
     "Compression ratio N (2, 3, 4, 5, 10, …) → pruned share p = 1 − 1/N of the mask mass."
@@ -126,7 +124,7 @@ def ratio_to_p(ratio: float) -> float:
 
 def ratio_schedule(p: float, T: int, kind: str = "cosine") -> list[float]:
     "The `T` pruned ratios p_s of a search (s = 0 … T−1); the last one is exactly `p`."
-    if kind not in SCHEDULES: raise ValueError(f"unknown schedule {kind!r}; known: {list(SCHEDULES)}")
+    if kind not in RATIO_SCHEDULES: raise ValueError(f"unknown schedule {kind!r}; known: {list(RATIO_SCHEDULES)}")
     if T < 1: raise ValueError(f"a search needs at least one step; got T={T}")
     if not 0 < p < 1: raise ValueError(f"p must be in (0, 1); got {p}")
     f = {"cosine": lambda t: math.sin(math.pi * t / (2 * T)), "linear": lambda t: t / T,
@@ -422,8 +420,10 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 def example_inputs(model: nn.Module, task: str, batch_size: int = 1, text_len: int = 16, seed: int = 0) -> dict:
-    "A declared random input for `inference_forward`, as the family draws it (images of the model's size, texts of `text_len` tokens)."
-    out = family_of(model).example_inputs(model, task, batch_size, text_len, torch.Generator().manual_seed(seed))
+    "A declared random input for `inference_forward`, as the family draws it in the task's shape (images of the model's size, texts of `text_len` tokens)."
+    t = _tasks.get_task(task)
+    out = family_of(model).example_inputs(model, batch_size, text_len, torch.Generator().manual_seed(seed),
+                                          images_per_item=t.images_per_item, uses_text=t.uses_text)
     return send_to_device(out, next(model.parameters()).device)
 
 def inference_forward(model: nn.Module, task: str, x: dict):
@@ -472,7 +472,7 @@ def measure(model: nn.Module, task: str, batch_sizes=(1, 32), repeats: int = 20,
     return out
 
 # %% ../nbs/20_structured.ipynb #c033
-METHODS = ("upop", "unified", "mask_based")
+SEARCH_METHODS = ("upop", "unified", "mask_based")
 
 def _setting(key, typ, value):
     return settings().get("structured", key, typ) if value is None else value
@@ -495,8 +495,8 @@ def search(model: nn.Module, task: str, ratio: float, method: str = "upop", step
            mixed_precision: str = "no") -> tuple[dict, nn.Module]:
     "Search the structure of `model` for `task` at compression `ratio` (N×) on `device`; returns (structure, searched task model)."
     p = ratio_to_p(ratio)
-    if method not in METHODS: raise ValueError(f"unknown method {method!r}; known: {list(METHODS)}")
-    if schedule not in SCHEDULES: raise ValueError(f"unknown schedule {schedule!r}; known: {list(SCHEDULES)}")
+    if method not in SEARCH_METHODS: raise ValueError(f"unknown method {method!r}; known: {list(SEARCH_METHODS)}")
+    if schedule not in RATIO_SCHEDULES: raise ValueError(f"unknown schedule {schedule!r}; known: {list(RATIO_SCHEDULES)}")
     loop = Loop(device, mixed_precision)
     if loop.num_processes > 1: raise ValueError(f"search runs on one process, not {loop.num_processes}: DDP would not average ζ's gradients")
     if method == "upop" and mixed_precision == "fp16":

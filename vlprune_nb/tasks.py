@@ -9,8 +9,10 @@ Docs: https://vlprune.github.io/vlprune_nb/tasks.html.md"""
 from __future__ import annotations
 import itertools, random, time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -26,20 +28,70 @@ from .train import Loop, fit, adamw, lr_at
 from accelerate.utils import send_to_device
 
 # %% auto #0
-__all__ = ['TASKS', 'FAMILY_TASKS', 'check_task', 'task_model', 'task_data', 'task_batches', 'task_loss', 'finetune_defaults',
-           'finetune', 'recall_at', 'itm_workers', 'eval_retrieval', 'caption_metrics', 'generate_captions',
-           'eval_captioning', 'answer_questions', 'eval_vqa', 'eval_nlvr', 'eval_classification', 'evaluate']
+__all__ = ['TASKS', 'FAMILY_TASKS', 'Task', 'register_task', 'get_task', 'check_task', 'task_model', 'task_data',
+           'one_caption_each', 'task_batches', 'retrieval_task_loss', 'captioning_task_loss', 'vqa_task_loss',
+           'nlvr_task_loss', 'classification_task_loss', 'task_loss', 'recall_at', 'itm_workers', 'eval_retrieval',
+           'caption_metrics', 'generate_captions', 'eval_captioning', 'answer_questions', 'eval_vqa', 'eval_nlvr',
+           'eval_classification', 'finetune', 'evaluate']
 
 # %% ../nbs/04_tasks.ipynb #c003
-TASKS = ("retrieval", "captioning", "vqa", "nlvr", "classification")
+@dataclass(frozen=True)
+class Task:
+    """One downstream task: its records, its fine-tuning loss, its evaluator and metrics, its budget and the shape of
+    its inputs. What differs between models inside the loss or the evaluation is asked of the model's family
+    (`Family.retrieval_loss`, `Family.pair_logits`, ...): the task holds what every model shares."""
+    name: str
+    kind: str                        # the world's records it reads (data.world_items): captions, vqa, nlvr, classification
+    splits: tuple                    # the world's splits of those records
+    loss: Callable                   # (task model, records, generator) -> scalar fine-tuning loss
+    evaluator: Callable              # (task model, records, progress=..., **options) -> metrics
+    metrics: tuple                   # the headline metrics, the main one first (tables, figures, explorer)
+    epoch_items: Callable | None = None  # (records, rng) -> one epoch's training items; None: the records themselves
+    images_per_item: int = 1         # images one record feeds the model (NLVR: a pair)
+    uses_text: bool = True           # whether its inputs hold text
+    cli_format: str | None = None    # the annotation format `vlprune structured --data` reads (data.read_records)
+    steps: int | None = None         # the budget where settings.ini [tasks] has no <name>_steps / <name>_lr
+    lr: float | None = None
+
+    @property
+    def main_metric(self) -> str: return self.metrics[0]
+
+    def budget(self) -> dict:
+        "The default fine-tuning budget: settings.ini [tasks] `<name>_steps` and `<name>_lr`, else the task's own."
+        S = settings()
+        def get(key, typ, own):
+            if S.cp.has_option("tasks", f"{self.name}_{key}"): return S.get("tasks", f"{self.name}_{key}", typ)
+            if own is None: raise KeyError(f"task {self.name!r} has no {key}: set {self.name}_{key} in {S.path} [tasks] "
+                                           f"or give Task({key}=...)")
+            return own
+        return {"steps": get("steps", int, self.steps), "lr": get("lr", float, self.lr)}
+
+TASKS: dict[str, Task] = {}
+
+def register_task(task: Task) -> Task:
+    "Make `task` known to the whole library under its name; a family serves it by listing the name in its `tasks`."
+    if not isinstance(task, Task): raise TypeError(f"register_task takes a Task, got {type(task).__name__}")
+    for field in ("loss", "evaluator"):
+        if not callable(getattr(task, field)):
+            raise ValueError(f"task {task.name!r}: {field} must be callable, got {getattr(task, field)!r}")
+    if not task.metrics: raise ValueError(f"task {task.name!r}: metrics must name at least its main metric")
+    TASKS[task.name] = task
+    return task
+
+def get_task(name: str) -> Task:
+    "The registered task `name`; an error lists the known ones."
+    if name not in TASKS: raise ValueError(f"unknown task {name!r}; known: {list(TASKS)}")
+    return TASKS[name]
+
 FAMILY_TASKS = LiveTable(lambda: {name: fam.tasks for name, fam in FAMILIES.items() if fam.tasks})  # each family's own list
 
 def check_task(model, task: str) -> str:
     "The family name of `model`, after checking that it supports `task` (errors list the known ones)."
-    if task not in TASKS: raise ValueError(f"unknown task {task!r}; known: {list(TASKS)}")
+    get_task(task)
     fam = family_of(model)
     if task not in fam.tasks: raise ValueError(f"family {fam.name!r} has no task {task!r}; its tasks: {list(fam.tasks)}")
     return fam.name
+
 
 # %% ../nbs/04_tasks.ipynb #c006
 def task_model(model, task: str) -> nn.Module:
@@ -52,18 +104,19 @@ def task_model(model, task: str) -> nn.Module:
 
 # %% ../nbs/04_tasks.ipynb #c008
 def task_data(task: str, split: str) -> list[dict]:
-    "The world's records of `task` and `split` (train/val/test; NLVR has train/test)."
-    if task not in TASKS: raise ValueError(f"unknown task {task!r}; known: {list(TASKS)}")
-    kind = {"retrieval": "captions", "captioning": "captions"}.get(task, task)
-    splits = ("train", "test") if task == "nlvr" else ("train", "val", "test")
-    if split not in splits: raise ValueError(f"unknown split {split!r} for {task}; known: {list(splits)}")
-    return world_items(kind, split)
+    "The world's records of `task` and `split` (the task's `splits`: train/val/test; NLVR has train/test)."
+    t = get_task(task)
+    if split not in t.splits: raise ValueError(f"unknown split {split!r} for {task}; known: {list(t.splits)}")
+    return world_items(t.kind, split)
+
+def one_caption_each(data: list[dict], rng: random.Random) -> list[dict]:
+    "Caption tasks' epoch: each image once, with one of its captions drawn (so no image is twice in a batch)."
+    return [{"image": x["image"], "caption": rng.choice(x["captions"])} for x in data]
 
 def _train_items(task: str, data: list[dict], epoch: int, seed: int) -> list[dict]:
-    "One epoch of training items in a seeded order; caption tasks draw one caption per image (no duplicate image in a batch)."
-    rng = random.Random(seed * 7919 + epoch)
-    if task in ("retrieval", "captioning"): items = [{"image": x["image"], "caption": rng.choice(x["captions"])} for x in data]
-    else: items = list(data)
+    "One epoch of training items (the task's `epoch_items`, else the records) in a seeded order."
+    rng, draw = random.Random(seed * 7919 + epoch), get_task(task).epoch_items
+    items = draw(data, rng) if draw else list(data)
     rng.shuffle(items)
     return items
 
@@ -73,6 +126,7 @@ def task_batches(task: str, data: list[dict], batch_size: int, seed: int):
     for epoch in itertools.count():
         items = _train_items(task, data, epoch, seed)
         for i in range(per_epoch): yield items[i * batch_size:(i + 1) * batch_size]
+
 
 # %% ../nbs/04_tasks.ipynb #c010
 def _device(tm) -> torch.device:
@@ -89,60 +143,38 @@ def _images(tm, paths): return _on(tm, tm.processor.images(paths))       # the c
 def _text(tm, texts): return _on(tm, tm.processor.text(texts))
 
 
+def retrieval_task_loss(tm, items: list[dict], generator=None) -> torch.Tensor:
+    "Retrieval fine-tuning loss on (image, caption) records: the family's (ITC + ITM with hard negatives; CLIP: ITC)."
+    px, txt = _images(tm, [x["image"] for x in items]), _text(tm, [x["caption"] for x in items])
+    return family_of(tm).retrieval_loss(tm, px, txt, generator)
+
+def captioning_task_loss(tm, items: list[dict], generator=None) -> torch.Tensor:
+    "Captioning loss: the family's language-model loss on the captions, [DEC] in place of [CLS], padding ignored."
+    px, txt = _images(tm, [x["image"] for x in items]), _text(tm, [x["caption"] for x in items])
+    ids, am = dec_ids(txt["input_ids"], tm.processor.tokenizer.bos_token_id), txt["attention_mask"]
+    return family_of(tm).captioning_loss(tm, px, ids, am, ids.masked_fill(am == 0, -100))
+
+def vqa_task_loss(tm, items: list[dict], generator=None) -> torch.Tensor:
+    "VQA loss: the family's answer loss (BLIP: answer LM; XVLM: answer classifier) on (image, question, answer) records."
+    px, q = _images(tm, [x["image"] for x in items]), _text(tm, [x["question"] for x in items])
+    return family_of(tm).vqa_loss(tm, px, q, [x["answer"] for x in items])
+
+def nlvr_task_loss(tm, items: list[dict], generator=None) -> torch.Tensor:
+    "NLVR loss: cross-entropy of the family's pair head on (two images, sentence, label) records."
+    px = torch.stack([_images(tm, x["images"]) for x in items])              # (B, 2, 3, H, W)
+    txt = _text(tm, [x["sentence"] for x in items])
+    return F.cross_entropy(family_of(tm).pair_logits(tm, px, txt["input_ids"], txt["attention_mask"]),
+                           _on(tm, torch.tensor([int(x["label"]) for x in items])))
+
+def classification_task_loss(tm, items: list[dict], generator=None) -> torch.Tensor:
+    "Classification loss: cross-entropy on (image, label) records, the images augmented as in pretraining (data.augment)."
+    px = augment(_images(tm, [x["image"] for x in items]), generator or torch.Generator().manual_seed(0))
+    return family_of(tm).classification_loss(tm, px, _on(tm, torch.tensor([x["label"] for x in items])))
+
 def task_loss(tm, task: str, items: list[dict], generator=None) -> torch.Tensor:
-    "The fine-tuning loss of task model `tm` on a list of records (the model-specific step is its family's)."
-    fam, proc = family_of(tm), tm.processor
-    if task == "classification":                                  # augmented as in pretraining (data.augment)
-        px = augment(_images(tm, [x["image"] for x in items]), generator or torch.Generator().manual_seed(0))
-        return fam.classification_loss(tm, px, _on(tm, torch.tensor([x["label"] for x in items])))
-    if task in ("retrieval", "captioning"):
-        px, txt = _images(tm, [x["image"] for x in items]), _text(tm, [x["caption"] for x in items])
-        if task == "retrieval": return fam.retrieval_loss(tm, px, txt, generator)
-        ids, am = dec_ids(txt["input_ids"], proc.tokenizer.bos_token_id), txt["attention_mask"]
-        return fam.captioning_loss(tm, px, ids, am, ids.masked_fill(am == 0, -100))
-    if task == "nlvr":
-        px = torch.stack([_images(tm, x["images"]) for x in items])              # (B, 2, 3, H, W)
-        txt = _text(tm, [x["sentence"] for x in items])
-        return F.cross_entropy(fam.pair_logits(tm, px, txt["input_ids"], txt["attention_mask"]),
-                               _on(tm, torch.tensor([int(x["label"]) for x in items])))
-    if task == "vqa":
-        px, q = _images(tm, [x["image"] for x in items]), _text(tm, [x["question"] for x in items])
-        return fam.vqa_loss(tm, px, q, [x["answer"] for x in items])
-    raise ValueError(f"unknown task {task!r}; known: {list(TASKS)}")
+    "The fine-tuning loss of task model `tm` on a list of `task`'s records (its `Task.loss`)."
+    return get_task(task).loss(tm, items, generator)
 
-# %% ../nbs/04_tasks.ipynb #c012
-def finetune_defaults(task: str) -> dict:
-    "The default fine-tuning budget of `task`, from settings.ini [tasks]: `{'steps': <task>_steps, 'lr': <task>_lr}`."
-    if task not in TASKS: raise ValueError(f"unknown task {task!r}; known: {list(TASKS)}")
-    S = settings()
-    return {"steps": S.get("tasks", f"{task}_steps", int), "lr": S.get("tasks", f"{task}_lr", float)}
-
-def finetune(model, task: str, masks: dict | None = None, steps: int | None = None, seed: int = 0,
-             lr: float | None = None, batch_size: int | None = None, data: list[dict] | None = None,
-             progress: bool = True, device=None, mixed_precision: str = "no") -> nn.Module:
-    "Fine-tune a task model built from `model` on `task` with `masks` held, on `device`; returns the task model."
-    check_task(model, task)
-    default = finetune_defaults(task)
-    steps = check_int("steps", default["steps"] if steps is None else steps, min=0)
-    lr = check_float("lr", default["lr"] if lr is None else lr, above=0)
-    batch_size = check_int("batch_size", settings().get("tasks", "batch_size", int) if batch_size is None else batch_size, min=1)
-    check_int("seed", seed)
-    if masks: check_masks(model, masks, "masks")             # on the pretrained model: transfer drops what fits nowhere
-    data = data if data is not None else task_data(task, "train")
-    if steps and not data: raise ValueError(f"no {task} records to fine-tune on (data is empty)")
-    loop = Loop(device, mixed_precision)
-    seed_everything(seed)                                     # before the task model: its new heads are drawn here
-    tm = task_model(model, task).to(loop.device)
-    tmasks = transfer(masks, model, tm) if masks else {}
-    if masks and not tmasks: raise ValueError(f"none of the {len(masks)} masks names a parameter of the {task} model")
-    holder = MaskHolder(tm, tmasks) if tmasks else None
-    gen = torch.Generator().manual_seed(seed)
-    fit(loop, tm, lambda m, items: task_loss(m, task, items, gen), task_batches(task, data, batch_size, seed), steps,
-        adamw(tm.parameters(), lr), schedule=partial(lr_at, total=steps, lr=lr, warmup=max(1, steps // 10)),
-        hook=(lambda step, loss: holder.rezero()) if holder else None, progress=progress, desc=f"finetune {task}")
-    if holder: holder.remove()
-    tm.masks = tmasks
-    return tm
 
 # %% ../nbs/04_tasks.ipynb #c014
 def _batched(seq, n):
@@ -331,6 +363,45 @@ def eval_classification(tm, data, progress=True) -> dict:
         top1 += (top[:, 0] == y).sum().item(); top5 += (top == y[:, None]).any(1).sum().item()
     return {"top1": round(100 * top1 / len(data), 2), "top5": round(100 * top5 / len(data), 2)}
 
+# %% ../nbs/04_tasks.ipynb #t001
+register_task(Task("retrieval", "captions", ("train", "val", "test"), retrieval_task_loss, eval_retrieval,
+                   ("TR@1", "IR@1"), one_caption_each, cli_format="karpathy"))
+register_task(Task("captioning", "captions", ("train", "val", "test"), captioning_task_loss, eval_captioning,
+                   ("CIDEr", "BLEU@4"), one_caption_each, cli_format="karpathy"))
+register_task(Task("vqa", "vqa", ("train", "val", "test"), vqa_task_loss, eval_vqa, ("vqa_acc",)))
+register_task(Task("nlvr", "nlvr", ("train", "test"), nlvr_task_loss, eval_nlvr, ("nlvr_acc",), images_per_item=2,
+                   cli_format="nlvr"))
+register_task(Task("classification", "classification", ("train", "val", "test"), classification_task_loss,
+                   eval_classification, ("top1",), uses_text=False, cli_format="image_folder"));
+
+# %% ../nbs/04_tasks.ipynb #c012
+def finetune(model, task: str, masks: dict | None = None, steps: int | None = None, seed: int = 0,
+             lr: float | None = None, batch_size: int | None = None, data: list[dict] | None = None,
+             progress: bool = True, device=None, mixed_precision: str = "no") -> nn.Module:
+    "Fine-tune a task model built from `model` on `task` with `masks` held, on `device`; returns the task model."
+    check_task(model, task)
+    default = get_task(task).budget()
+    steps = check_int("steps", default["steps"] if steps is None else steps, min=0)
+    lr = check_float("lr", default["lr"] if lr is None else lr, above=0)
+    batch_size = check_int("batch_size", settings().get("tasks", "batch_size", int) if batch_size is None else batch_size, min=1)
+    check_int("seed", seed)
+    if masks: check_masks(model, masks, "masks")             # on the pretrained model: transfer drops what fits nowhere
+    data = data if data is not None else task_data(task, "train")
+    if steps and not data: raise ValueError(f"no {task} records to fine-tune on (data is empty)")
+    loop = Loop(device, mixed_precision)
+    seed_everything(seed)                                     # before the task model: its new heads are drawn here
+    tm = task_model(model, task).to(loop.device)
+    tmasks = transfer(masks, model, tm) if masks else {}
+    if masks and not tmasks: raise ValueError(f"none of the {len(masks)} masks names a parameter of the {task} model")
+    holder = MaskHolder(tm, tmasks) if tmasks else None
+    gen = torch.Generator().manual_seed(seed)
+    fit(loop, tm, lambda m, items: task_loss(m, task, items, gen), task_batches(task, data, batch_size, seed), steps,
+        adamw(tm.parameters(), lr), schedule=partial(lr_at, total=steps, lr=lr, warmup=max(1, steps // 10)),
+        hook=(lambda step, loss: holder.rezero()) if holder else None, progress=progress, desc=f"finetune {task}")
+    if holder: holder.remove()
+    tm.masks = tmasks
+    return tm
+
 # %% ../nbs/04_tasks.ipynb #c023
 def evaluate(model, task: str, split: str = "test", data: list[dict] | None = None, limit: int | None = None,
              progress: bool = True, **options) -> dict:
@@ -342,8 +413,6 @@ def evaluate(model, task: str, split: str = "test", data: list[dict] | None = No
     if limit is not None: data = data[:limit]
     if not data: raise ValueError(f"no {task} records to evaluate on (split {split!r})")
     t0 = time.time()
-    fn = {"retrieval": eval_retrieval, "captioning": eval_captioning, "vqa": eval_vqa, "nlvr": eval_nlvr,
-          "classification": eval_classification}[task]
-    out = fn(tm, data, progress=progress, **options)
+    out = get_task(task).evaluator(tm, data, progress=progress, **options)
     out["eval_s"] = round(time.time() - t0, 1); out["n"] = len(data)
     return out

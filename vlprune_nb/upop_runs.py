@@ -21,7 +21,7 @@ from .config import check_int
 from .experiments import environment, results_dir, load_records, config_hash, checkpoint_id, is_done
 from .figures import MAIN_METRICS, dense_reference
 from .structured import (
-    METHODS, SCHEDULES, COST_MODES, OFFICIAL_ATTN_COST, search, extract, count_params, count_flops, example_inputs,
+    SEARCH_METHODS, RATIO_SCHEDULES, COST_MODES, OFFICIAL_ATTN_COST, search, extract, count_params, count_flops, example_inputs,
     inference_forward, median_times, retrain, retained_proportions)
 
 # %% auto #0
@@ -46,14 +46,14 @@ def structured_config(family: str, task: str, ratio: float, method: str = "upop"
     if task not in allowed: raise ValueError(f"task={task!r} is not a task of family {family!r}; allowed: {list(allowed)}")
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not ratio > 1:
         raise ValueError(f"ratio={ratio!r} must be a compression ratio > 1 (2 means 2x, i.e. p = 0.5)")
-    for name, value, known in (("method", method, METHODS), ("schedule", schedule, SCHEDULES),
+    for name, value, known in (("method", method, SEARCH_METHODS), ("schedule", schedule, RATIO_SCHEDULES),
                                ("cost_mode", cost_mode, COST_MODES), ("start", start, STARTS)):
         if value not in known: raise ValueError(f"{name}={value!r} is not known; allowed: {list(known)}")
     if interval is None: interval = S.get("structured", "interval")
     if interval != "auto":
         try: interval = check_int("interval", int(interval), 1)
         except (TypeError, ValueError): raise ValueError(f"interval={interval!r} must be 'auto' or an integer >= 1 (steps)") from None
-    budget = tasks.finetune_defaults(task)
+    budget = tasks.get_task(task).budget()
     cfg = dict(family=family, task=task, ratio=float(ratio), method=method, schedule=schedule, interval=interval,
                cost_mode=cost_mode,
                search_steps=check_int("search_steps", S.get("structured", "search_steps", int) if search_steps is None else search_steps, 1),
@@ -204,9 +204,9 @@ def upop_grid(experiments=EXPERIMENTS[:-1], search_steps: int | None = None, ret
                                                      seed=seed, **{**kw, **o})
     groups = {"vit": lambda: [c("vit", "classification", r) for r in (1.25, 1.5, 2)],
               "nlvr_ratios": lambda: [c("blip", "nlvr", r) for r in (2, 3, 4, 5, 10)],
-              "methods": lambda: [c("blip", "nlvr", r, method=m) for r in (2, 4) for m in METHODS],
+              "methods": lambda: [c("blip", "nlvr", r, method=m) for r in (2, 4) for m in SEARCH_METHODS],
               "clip": lambda: [c("clip", "retrieval", r) for r in (2, 4)],
-              "schedules": lambda: [c("blip", "nlvr", 4, schedule=s) for s in SCHEDULES],
+              "schedules": lambda: [c("blip", "nlvr", 4, schedule=s) for s in RATIO_SCHEDULES],
               "retrieval": lambda: [c("blip", "retrieval", r) for r in (2, 4)],
               "intervals": lambda: [c("blip", "nlvr", 2, interval=i) for i in (1, "auto", 10, 40)]}
     cfgs = [x for e in experiments for x in groups[e]()]
