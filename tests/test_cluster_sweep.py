@@ -73,6 +73,7 @@ def test_dask_local_cluster_gives_the_same_records(reference, worker_env, tmp_pa
 def test_submitit_local_executor_gives_the_same_records(reference, worker_env, tmp_path):
     import submitit
     executor = submitit.AutoExecutor(folder=tmp_path / "submitit", cluster="local")
+    executor.update_parameters(timeout_min=120)         # as README: the local default (2 minutes) kills a loaded run
     assert executor.cluster == "local"
     job = executor.submit(where_workers_import())
     assert job.result() == (str(ROOT / "vlprune_nb"), str(ROOT / "settings.ini"))

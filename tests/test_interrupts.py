@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "VLPRUNE_PROGRESS": "off"}
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "VLPRUNE_PROGRESS": "off", "PYTHONFAULTHANDLER": "1"}
 GRID = "import sys; from vlprune_nb.experiments import grid_cli; grid_cli()"
 SWEEP = ["--families", "blip", "--methods", "omp", "random", "--sparsities", "0.6", "--tasks", "captioning",
          "--finetune-steps", "2", "--eval-limit", "8", "--workers", "2"]
@@ -63,10 +63,15 @@ def interrupt(p: subprocess.Popen, sig, what: str) -> tuple[float, str]:
     try: _, err = p.communicate(timeout=60)
     except subprocess.TimeoutExpired:
         left = children(p.pid)
+        for q in [p.pid, *left]:                            # PYTHONFAULTHANDLER: each Python process dumps its stacks
+            try: os.kill(q, signal.SIGABRT)
+            except ProcessLookupError: pass
+        try: _, err = p.communicate(timeout=10)
+        except subprocess.TimeoutExpired: err = ""
         for q in [p.pid, *left]:
             try: os.kill(q, signal.SIGKILL)
             except ProcessLookupError: pass
-        pytest.fail(f"{what} did not end within 60 s of {sig.name}; processes: {left}")
+        pytest.fail(f"{what} did not end within 60 s of {sig.name}; processes: {left}; their stacks:\n{err[-6000:]}")
     return time.time() - t0, err
 
 
