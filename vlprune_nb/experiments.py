@@ -24,12 +24,13 @@ from .config import check_int, check_float
 from . import families, tasks
 
 # %% auto #0
-__all__ = ['NUMBER', 'RECORD_KINDS', 'PRUNE_KEYS', 'CAPABILITIES', 'FINGERPRINT_KEYS', 'BENCHMARK_METHODS', 'TABLE_VARIES',
-           'checkpoint_sha256', 'checkpoint_id', 'model_source', 'checkpoint_source', 'shipped_families',
-           'check_family', 'checkpoint_params', 'run_config', 'identity', 'config_hash', 'run_key', 'environment',
-           'results_dir', 'user_results_dir', 'record_path', 'record_kind', 'check_record', 'scan_store', 'is_done',
-           'load_records', 'prune_config', 'prune_key', 'fine_tuned_from', 'kernel_env', 'pruned_state', 'mask_layers',
-           'prune_info', 'save_file_atomic', 'ran_modules', 'task_sparsity', 'run', 'RecordBusy', 'lock_path', 'claim',
+__all__ = ['NUMBER', 'RECORD_KINDS', 'VARIANTS', 'PRUNE_KEYS', 'CAPABILITIES', 'FINGERPRINT_KEYS', 'BENCHMARK_METHODS',
+           'TABLE_VARIES', 'checkpoint_sha256', 'checkpoint_id', 'model_source', 'checkpoint_source',
+           'shipped_families', 'check_family', 'checkpoint_params', 'run_config', 'identity', 'config_hash', 'run_key',
+           'environment', 'results_dir', 'user_results_dir', 'record_path', 'record_kind', 'check_record', 'scan_store',
+           'is_done', 'load_records', 'default_variant', 'select_records', 'prune_config', 'prune_key',
+           'fine_tuned_from', 'kernel_env', 'pruned_state', 'mask_layers', 'prune_info', 'save_file_atomic',
+           'ran_modules', 'ran_weights', 'task_sparsity', 'run', 'RecordBusy', 'lock_path', 'claim',
            'check_results_dir', 'dense_config_for', 'dense_metrics_for', 'shipped_twin', 'rerun_noise',
            'machine_summary', 'same_fingerprint', 'compare_with_shipped', 'layer_sparsity', 'grid', 'sweep', 'grid_cli',
            'same_budget', 'mean_sd', 'mean_std', 'table']
@@ -259,6 +260,26 @@ def load_records(out_dir=None, kind: str | None = None, current: bool = True, **
         out.append(r)
     return out
 
+# %% ../nbs/30_experiments.ipynb #c010t
+VARIANTS = ("method", "schedule", "interval", "cost_mode")
+
+def default_variant() -> dict:
+    "The configuration fields a comparison holds fixed, at their defaults (UPop, cosine, settings' interval, official costs)."
+    return {"method": "upop", "schedule": "cosine", "interval": settings().get("structured", "interval"), "cost_mode": "official"}
+
+def select_records(records: list[dict], family: str, task: str, vary: str | None = None, **fixed) -> list[dict]:
+    "Structured records of (family, task) with every variant field but `vary` at its default (or as in `fixed`); the newest per configuration."
+    want = {k: v for k, v in {**default_variant(), **fixed}.items() if k != vary}
+    out = {}
+    for r in records:
+        c = r.get("config", {})
+        if r.get("kind") != "structured" or c.get("family") != family or c.get("task") != task: continue
+        if any(c.get(k) != v for k, v in want.items()): continue
+        slot = (c["ratio"], c.get(vary) if vary else None)
+        if slot not in out or r.get("time", "") >= out[slot].get("time", ""): out[slot] = r
+    return sorted(out.values(), key=lambda r: (r["config"]["ratio"], str(r["config"].get(vary, "")) if vary else ""))
+
+
 # %% ../nbs/30_experiments.ipynb #87ca897a
 PRUNE_KEYS = ("family", "method", "sparsity", "calib_batches", "calib_batch_size", "seed", "options", "checkpoint")
 
@@ -388,22 +409,20 @@ def ran_modules(tm, task: str, n_items: int = 4) -> set[str]:
         for h in hooks: h.remove()
     return called
 
+def ran_weights(model, tm, task: str) -> set[str]:
+    "Names of `model`'s prunable weights that task model `tm` runs in one forward of `task`'s training loss."
+    from vlprune_nb.masks import transfer
+    ran, params = ran_modules(tm, task), dict(model.named_parameters())
+    ones = lambda n: {n: torch.ones_like(params[n], dtype=torch.bool)}
+    return {r.name for r in families.prunable(model) if any(t.rsplit(".", 1)[0] in ran for t in transfer(ones(r.name), model, tm))}
+
 def task_sparsity(model, tm, masks: dict, task: str) -> dict:
     """Sparsity of the prunable weights of `model` that task model `tm` runs: {'overall', <modality>: ...,
     'prunable_run': weights run, 'prunable': all prunable weights}."""
-    from vlprune_nb.masks import transfer
-    ran, numel, pruned, params = ran_modules(tm, task), {}, {}, dict(model.named_parameters())
-    records = families.prunable(model)
-    for r in records:
-        p = params[r.name]
-        names = transfer({r.name: torch.ones_like(p, dtype=torch.bool)}, model, tm)
-        if not any(n.rsplit(".", 1)[0] in ran for n in names): continue
-        m = masks.get(r.name)
-        for key in ("overall", r.modality):
-            numel[key] = numel.get(key, 0) + p.numel()
-            pruned[key] = pruned.get(key, 0) + (int((~m).sum()) if m is not None else 0)
-    out = {k: pruned[k] / numel[k] for k in numel}
-    return {**out, "prunable_run": numel.get("overall", 0), "prunable": sum(params[r.name].numel() for r in records)}
+    from vlprune_nb.masks import sparsity_report, subset_sparsity
+    rows = sparsity_report(model, masks)["layers"]
+    return {**subset_sparsity(rows, ran_weights(model, tm, task)), "prunable": sum(r["numel"] for r in rows)}
+
 
 # %% ../nbs/30_experiments.ipynb #c013
 def run(cfg: dict, out_dir=None, progress: bool = True, force: bool = False) -> dict:
