@@ -31,9 +31,9 @@ __all__ = ['NUMBER', 'RECORD_KINDS', 'VARIANTS', 'PRUNE_KEYS', 'CAPABILITIES', '
            'is_done', 'load_records', 'default_variant', 'select_records', 'prune_config', 'prune_key',
            'fine_tuned_from', 'kernel_env', 'pruned_state', 'mask_layers', 'prune_info', 'save_file_atomic',
            'ran_modules', 'ran_weights', 'task_sparsity', 'run', 'RecordBusy', 'lock_path', 'claim',
-           'check_results_dir', 'dense_config_for', 'dense_metrics_for', 'shipped_twin', 'rerun_noise',
-           'machine_summary', 'same_fingerprint', 'compare_with_shipped', 'layer_sparsity', 'grid', 'sweep', 'grid_cli',
-           'same_budget', 'mean_sd', 'mean_std', 'table']
+           'check_results_dir', 'dense_reference', 'dense_config_for', 'dense_metrics_for', 'shipped_twin',
+           'rerun_noise', 'machine_summary', 'same_fingerprint', 'compare_with_shipped', 'layer_sparsity', 'grid',
+           'sweep', 'grid_cli', 'same_budget', 'mean_sd', 'mean_std', 'table']
 
 # %% ../nbs/30_experiments.ipynb #c004
 def checkpoint_sha256(source: str) -> str:
@@ -501,6 +501,17 @@ def check_results_dir(out_dir=None) -> Path:
     except OSError as e: raise ValueError(f"results store {d} cannot be written: {e.strerror}; pass another out_dir (--out-dir)") from None
     return d
 
+# %% ../nbs/30_experiments.ipynb #c0dr2
+def dense_reference(family: str, task: str, finetune_steps: int | None = None, finetune_lr: float | None = None) -> dict | None:
+    "The dense model's metrics on `task` recorded in its checkpoint manifest, if measured with this budget (None: the default)."
+    default = tasks.get_task(task).budget()
+    steps = default["steps"] if finetune_steps is None else finetune_steps
+    lr = default["lr"] if finetune_lr is None else finetune_lr
+    man = families.checkpoint_dir(family) / "manifest.json"
+    metrics = read_json(man).get("dense_metrics", {}).get(task) if man.is_file() else None
+    return metrics if metrics and metrics.get("finetune_steps") == steps and metrics.get("finetune_lr") == lr else None
+
+
 # %% ../nbs/30_experiments.ipynb #bdbe3f38
 def dense_config_for(cfg: dict) -> dict:
     "The dense configuration fine-tuned and evaluated as `cfg` (same family, task, budget, seed, test items, ITM depth)."
@@ -510,7 +521,6 @@ def dense_config_for(cfg: dict) -> dict:
 def dense_metrics_for(cfg: dict, out_dir=None) -> dict | None:
     """The dense model's metrics at `cfg`'s budget and test items: from the store `out_dir` (default: the user store),
     else the shipped store, else the manifest (default budget), else None."""
-    from vlprune_nb.figures import dense_reference
     d = dense_config_for(cfg)
     for store in (user_results_dir(out_dir), results_dir()):
         if is_done(d, store): return read_json(record_path(d, store))["metrics"]

@@ -18,9 +18,9 @@ from . import families, tasks
 from .experiments import default_variant, select_records
 
 # %% auto #0
-__all__ = ['MAIN_METRICS', 'SHARES_DEFINITION', 'LABEL_OFFSETS', 'figures_dir', 'save_figure', 'finish_figure', 'dense_reference',
-           'run_caption', 'run_figure', 'figure_data', 'first_difference', 'save_drawn', 'synthetic_upop_records',
-           'upop_heatmap', 'component_shares', 'upop_component_shares', 'upop_tradeoff']
+__all__ = ['MAIN_METRICS', 'SHARES_DEFINITION', 'LABEL_OFFSETS', 'figures_dir', 'save_figure', 'finish_figure', 'run_caption',
+           'run_figure', 'figure_data', 'first_difference', 'save_drawn', 'synthetic_upop_records', 'upop_heatmap',
+           'component_shares', 'upop_component_shares', 'upop_tradeoff']
 
 # %% ../nbs/40_figures.ipynb #c003
 MAIN_METRICS = families.LiveTable(lambda: {name: t.metrics for name, t in tasks.TASKS.items()})  # each task's, the main one first
@@ -40,14 +40,6 @@ def finish_figure(fig, name: str, fig_dir=None, show: bool = True) -> Path:
     plt.close(fig)
     return path
 
-def dense_reference(family: str, task: str, finetune_steps: int | None = None, finetune_lr: float | None = None) -> dict | None:
-    "The dense model's metrics on `task` recorded in its checkpoint manifest, if measured with this budget (None: the default)."
-    default = tasks.get_task(task).budget()
-    steps = default["steps"] if finetune_steps is None else finetune_steps
-    lr = default["lr"] if finetune_lr is None else finetune_lr
-    man = families.checkpoint_dir(family) / "manifest.json"
-    metrics = read_json(man).get("dense_metrics", {}).get(task) if man.is_file() else None
-    return metrics if metrics and metrics.get("finetune_steps") == steps and metrics.get("finetune_lr") == lr else None
 
 # %% ../nbs/40_figures.ipynb #c006
 def run_caption(record: dict, dense: dict | None) -> str:

@@ -19,8 +19,8 @@ from .config import settings, read_json, write_json, sha256, seed_everything, at
 from . import families, tasks
 from .config import check_int
 from .experiments import (environment, results_dir, load_records, config_hash, checkpoint_id, is_done, VARIANTS,
-                                    select_records)
-from .figures import MAIN_METRICS, dense_reference
+                                    select_records, dense_reference)
+from .figures import MAIN_METRICS
 from .structured import (
     SEARCH_METHODS, RATIO_SCHEDULES, COST_MODES, OFFICIAL_ATTN_COST, search, extract, count_params, count_flops, example_inputs,
     inference_forward, median_times, retrain, retained_proportions)
