@@ -22,6 +22,9 @@ from .pruning import PruneResult, prune, METHODS
 from .data import calibration_batches
 from .config import check_int, check_float
 from . import families, tasks
+from .masks import save_masks, load_masks, sparsity_report, subset_sparsity, transfer
+from .pruning import METHODS
+
 
 # %% auto #0
 __all__ = ['NUMBER', 'RECORD_KINDS', 'VARIANTS', 'PRUNE_KEYS', 'CAPABILITIES', 'FINGERPRINT_KEYS', 'BENCHMARK_METHODS',
@@ -81,7 +84,6 @@ def run_config(family: str = "blip", method: str = "multiflow", sparsity: float 
     threads of the run (`config.torch_threads` chooses them); named in the configuration only when not 1. `family`: a
     family with a shipped checkpoint, or a checkpoint directory (the configuration then names its family, its
     sha256 as `checkpoint` and the directory as `checkpoint_dir`)."""
-    from vlprune_nb.pruning import METHODS
     S = settings()
     family, directory = checkpoint_source(family)
     if method != "dense" and method not in METHODS:
@@ -340,7 +342,6 @@ def pruned_state(model, cfg: dict, out_dir=None, progress: bool = False) -> dict
     """Prune `model` (the dense model of `cfg['family']`) as `cfg` says, once per pruning configuration, and apply it.
     Returns {'masks', 'masks_file', 'masks_sha256', 'prune_s', 'prune_report'}; `model` then holds the pruned weights.
     Masks made again (the store ships summaries, not masks) must equal the summary's when records used those."""
-    from vlprune_nb.masks import save_masks, load_masks
     d, key = results_dir(out_dir) / "masks", prune_key(cfg)
     mfile, wfile, info_file = d / f"{key}.safetensors", d / f"{key}.weights.safetensors", d / f"{key}.json"
     with file_lock(d / f".{key}.lock"):                  # removed after, unlike the bare flock it replaces
@@ -374,14 +375,12 @@ def pruned_state(model, cfg: dict, out_dir=None, progress: bool = False) -> dict
 # %% ../nbs/30_experiments.ipynb #376236a6
 def mask_layers(model, masks: dict) -> list[dict]:
     "One row per prunable weight: name, modality, layer, kind, numel, pruned (what layer-wise figures draw)."
-    from vlprune_nb.masks import sparsity_report
     return [{k: r[k] for k in ("name", "modality", "layer", "kind", "numel", "pruned")}
             for r in sparsity_report(model, masks)["layers"]]
 
 def prune_info(record: dict, out_dir=None) -> dict | None:
     """The pruning summary a run's masks came from (`masks/<prune key>.json`: time, report, layer rows), with its
     layer rows computed from the masks file when an older summary lacks them; None for a dense run."""
-    from vlprune_nb.masks import load_masks
     if not record.get("masks_file"): return None
     d = results_dir(out_dir) / "masks"
     info_file = d / record["masks_file"].replace(".safetensors", ".json")
@@ -411,7 +410,6 @@ def ran_modules(tm, task: str, n_items: int = 4) -> set[str]:
 
 def ran_weights(model, tm, task: str) -> set[str]:
     "Names of `model`'s prunable weights that task model `tm` runs in one forward of `task`'s training loss."
-    from vlprune_nb.masks import transfer
     ran, params = ran_modules(tm, task), dict(model.named_parameters())
     ones = lambda n: {n: torch.ones_like(params[n], dtype=torch.bool)}
     return {r.name for r in families.prunable(model) if any(t.rsplit(".", 1)[0] in ran for t in transfer(ones(r.name), model, tm))}
@@ -419,7 +417,6 @@ def ran_weights(model, tm, task: str) -> set[str]:
 def task_sparsity(model, tm, masks: dict, task: str) -> dict:
     """Sparsity of the prunable weights of `model` that task model `tm` runs: {'overall', <modality>: ...,
     'prunable_run': weights run, 'prunable': all prunable weights}."""
-    from vlprune_nb.masks import sparsity_report, subset_sparsity
     rows = sparsity_report(model, masks)["layers"]
     return {**subset_sparsity(rows, ran_weights(model, tm, task)), "prunable": sum(r["numel"] for r in rows)}
 
@@ -442,7 +439,6 @@ def run(cfg: dict, out_dir=None, progress: bool = True, force: bool = False) -> 
 
 def _run(cfg, path, out_dir, progress) -> dict:
     "The body of `run`: prune, fine-tune, evaluate, write the record to `path`."
-    from vlprune_nb.masks import sparsity_report
     seed_everything(cfg["seed"])
     model = families.load(model_source(cfg))
     state = pruned_state(model, cfg, out_dir, progress) if cfg["method"] != "dense" else {

@@ -10,6 +10,8 @@ Docs: https://vlprune.github.io/vlprune_nb/masks.html.md"""
 from __future__ import annotations
 import torch
 import torch.nn as nn
+from .families import prunable
+
 
 # %% auto #0
 __all__ = ['MASKS_FORMAT', 'check_masks', 'MaskHolder', 'transfer', 'is_nm', 'check_pattern', 'save_masks', 'load_masks',
@@ -153,7 +155,6 @@ def load_masks(path, model: nn.Module | None = None) -> dict:
 # %% ../nbs/05_masks.ipynb #c013
 def sparsity_report(model: nn.Module, masks: dict) -> dict:
     "{'layers': [...], 'modalities': {...}, 'overall': {...}, 'unmatched': [...]} sparsity of `masks` over `model`'s prunable weights."
-    from vlprune_nb.families import prunable
     params, al = dict(model.named_parameters()), aliases(model)
     layers, mods, used = [], {}, set()
     for r in prunable(model):
