@@ -22,17 +22,21 @@ from .pruning import PruneResult, prune, METHODS
 from .data import calibration_batches
 from .config import check_int, check_float
 from . import families, tasks
+from .masks import save_masks, load_masks, sparsity_report, subset_sparsity, transfer
+from .pruning import METHODS
+
 
 # %% auto #0
-__all__ = ['NUMBER', 'RECORD_KINDS', 'PRUNE_KEYS', 'CAPABILITIES', 'FINGERPRINT_KEYS', 'BENCHMARK_METHODS', 'TABLE_VARIES',
-           'checkpoint_sha256', 'checkpoint_id', 'model_source', 'checkpoint_source', 'shipped_families',
-           'check_family', 'checkpoint_params', 'run_config', 'identity', 'config_hash', 'run_key', 'environment',
-           'results_dir', 'user_results_dir', 'record_path', 'record_kind', 'check_record', 'scan_store', 'is_done',
-           'load_records', 'prune_config', 'prune_key', 'fine_tuned_from', 'kernel_env', 'pruned_state', 'mask_layers',
-           'prune_info', 'save_file_atomic', 'ran_modules', 'task_sparsity', 'run', 'RecordBusy', 'lock_path', 'claim',
-           'check_results_dir', 'dense_config_for', 'dense_metrics_for', 'shipped_twin', 'rerun_noise',
-           'machine_summary', 'same_fingerprint', 'compare_with_shipped', 'layer_sparsity', 'grid', 'sweep', 'grid_cli',
-           'same_budget', 'mean_sd', 'mean_std', 'table']
+__all__ = ['NUMBER', 'RECORD_KINDS', 'VARIANTS', 'PRUNE_KEYS', 'CAPABILITIES', 'FINGERPRINT_KEYS', 'BENCHMARK_METHODS',
+           'TABLE_VARIES', 'checkpoint_sha256', 'checkpoint_id', 'model_source', 'checkpoint_source',
+           'shipped_families', 'check_family', 'checkpoint_params', 'run_config', 'identity', 'config_hash', 'run_key',
+           'environment', 'results_dir', 'user_results_dir', 'record_path', 'record_kind', 'check_record', 'scan_store',
+           'is_done', 'load_records', 'default_variant', 'select_records', 'prune_config', 'prune_key',
+           'fine_tuned_from', 'kernel_env', 'pruned_state', 'mask_layers', 'prune_info', 'save_file_atomic',
+           'ran_modules', 'ran_weights', 'task_sparsity', 'run', 'RecordBusy', 'lock_path', 'claim',
+           'check_results_dir', 'dense_reference', 'dense_config_for', 'dense_metrics_for', 'shipped_twin',
+           'rerun_noise', 'machine_summary', 'same_fingerprint', 'compare_with_shipped', 'layer_sparsity', 'grid',
+           'sweep', 'grid_cli', 'same_budget', 'mean_sd', 'mean_std', 'table']
 
 # %% ../nbs/30_experiments.ipynb #c004
 def checkpoint_sha256(source: str) -> str:
@@ -80,7 +84,6 @@ def run_config(family: str = "blip", method: str = "multiflow", sparsity: float 
     threads of the run (`config.torch_threads` chooses them); named in the configuration only when not 1. `family`: a
     family with a shipped checkpoint, or a checkpoint directory (the configuration then names its family, its
     sha256 as `checkpoint` and the directory as `checkpoint_dir`)."""
-    from vlprune_nb.pruning import METHODS
     S = settings()
     family, directory = checkpoint_source(family)
     if method != "dense" and method not in METHODS:
@@ -259,6 +262,26 @@ def load_records(out_dir=None, kind: str | None = None, current: bool = True, **
         out.append(r)
     return out
 
+# %% ../nbs/30_experiments.ipynb #c010t
+VARIANTS = ("method", "schedule", "interval", "cost_mode")
+
+def default_variant() -> dict:
+    "The configuration fields a comparison holds fixed, at their defaults (UPop, cosine, settings' interval, official costs)."
+    return {"method": "upop", "schedule": "cosine", "interval": settings().get("structured", "interval"), "cost_mode": "official"}
+
+def select_records(records: list[dict], family: str, task: str, vary: str | None = None, **fixed) -> list[dict]:
+    "Structured records of (family, task) with every variant field but `vary` at its default (or as in `fixed`); the newest per configuration."
+    want = {k: v for k, v in {**default_variant(), **fixed}.items() if k != vary}
+    out = {}
+    for r in records:
+        c = r.get("config", {})
+        if r.get("kind") != "structured" or c.get("family") != family or c.get("task") != task: continue
+        if any(c.get(k) != v for k, v in want.items()): continue
+        slot = (c["ratio"], c.get(vary) if vary else None)
+        if slot not in out or r.get("time", "") >= out[slot].get("time", ""): out[slot] = r
+    return sorted(out.values(), key=lambda r: (r["config"]["ratio"], str(r["config"].get(vary, "")) if vary else ""))
+
+
 # %% ../nbs/30_experiments.ipynb #87ca897a
 PRUNE_KEYS = ("family", "method", "sparsity", "calib_batches", "calib_batch_size", "seed", "options", "checkpoint")
 
@@ -319,7 +342,6 @@ def pruned_state(model, cfg: dict, out_dir=None, progress: bool = False) -> dict
     """Prune `model` (the dense model of `cfg['family']`) as `cfg` says, once per pruning configuration, and apply it.
     Returns {'masks', 'masks_file', 'masks_sha256', 'prune_s', 'prune_report'}; `model` then holds the pruned weights.
     Masks made again (the store ships summaries, not masks) must equal the summary's when records used those."""
-    from vlprune_nb.masks import save_masks, load_masks
     d, key = results_dir(out_dir) / "masks", prune_key(cfg)
     mfile, wfile, info_file = d / f"{key}.safetensors", d / f"{key}.weights.safetensors", d / f"{key}.json"
     with file_lock(d / f".{key}.lock"):                  # removed after, unlike the bare flock it replaces
@@ -353,14 +375,12 @@ def pruned_state(model, cfg: dict, out_dir=None, progress: bool = False) -> dict
 # %% ../nbs/30_experiments.ipynb #376236a6
 def mask_layers(model, masks: dict) -> list[dict]:
     "One row per prunable weight: name, modality, layer, kind, numel, pruned (what layer-wise figures draw)."
-    from vlprune_nb.masks import sparsity_report
     return [{k: r[k] for k in ("name", "modality", "layer", "kind", "numel", "pruned")}
             for r in sparsity_report(model, masks)["layers"]]
 
 def prune_info(record: dict, out_dir=None) -> dict | None:
     """The pruning summary a run's masks came from (`masks/<prune key>.json`: time, report, layer rows), with its
     layer rows computed from the masks file when an older summary lacks them; None for a dense run."""
-    from vlprune_nb.masks import load_masks
     if not record.get("masks_file"): return None
     d = results_dir(out_dir) / "masks"
     info_file = d / record["masks_file"].replace(".safetensors", ".json")
@@ -388,22 +408,18 @@ def ran_modules(tm, task: str, n_items: int = 4) -> set[str]:
         for h in hooks: h.remove()
     return called
 
+def ran_weights(model, tm, task: str) -> set[str]:
+    "Names of `model`'s prunable weights that task model `tm` runs in one forward of `task`'s training loss."
+    ran, params = ran_modules(tm, task), dict(model.named_parameters())
+    ones = lambda n: {n: torch.ones_like(params[n], dtype=torch.bool)}
+    return {r.name for r in families.prunable(model) if any(t.rsplit(".", 1)[0] in ran for t in transfer(ones(r.name), model, tm))}
+
 def task_sparsity(model, tm, masks: dict, task: str) -> dict:
     """Sparsity of the prunable weights of `model` that task model `tm` runs: {'overall', <modality>: ...,
     'prunable_run': weights run, 'prunable': all prunable weights}."""
-    from vlprune_nb.masks import transfer
-    ran, numel, pruned, params = ran_modules(tm, task), {}, {}, dict(model.named_parameters())
-    records = families.prunable(model)
-    for r in records:
-        p = params[r.name]
-        names = transfer({r.name: torch.ones_like(p, dtype=torch.bool)}, model, tm)
-        if not any(n.rsplit(".", 1)[0] in ran for n in names): continue
-        m = masks.get(r.name)
-        for key in ("overall", r.modality):
-            numel[key] = numel.get(key, 0) + p.numel()
-            pruned[key] = pruned.get(key, 0) + (int((~m).sum()) if m is not None else 0)
-    out = {k: pruned[k] / numel[k] for k in numel}
-    return {**out, "prunable_run": numel.get("overall", 0), "prunable": sum(params[r.name].numel() for r in records)}
+    rows = sparsity_report(model, masks)["layers"]
+    return {**subset_sparsity(rows, ran_weights(model, tm, task)), "prunable": sum(r["numel"] for r in rows)}
+
 
 # %% ../nbs/30_experiments.ipynb #c013
 def run(cfg: dict, out_dir=None, progress: bool = True, force: bool = False) -> dict:
@@ -423,7 +439,6 @@ def run(cfg: dict, out_dir=None, progress: bool = True, force: bool = False) -> 
 
 def _run(cfg, path, out_dir, progress) -> dict:
     "The body of `run`: prune, fine-tune, evaluate, write the record to `path`."
-    from vlprune_nb.masks import sparsity_report
     seed_everything(cfg["seed"])
     model = families.load(model_source(cfg))
     state = pruned_state(model, cfg, out_dir, progress) if cfg["method"] != "dense" else {
@@ -482,6 +497,17 @@ def check_results_dir(out_dir=None) -> Path:
     except OSError as e: raise ValueError(f"results store {d} cannot be written: {e.strerror}; pass another out_dir (--out-dir)") from None
     return d
 
+# %% ../nbs/30_experiments.ipynb #c0dr2
+def dense_reference(family: str, task: str, finetune_steps: int | None = None, finetune_lr: float | None = None) -> dict | None:
+    "The dense model's metrics on `task` recorded in its checkpoint manifest, if measured with this budget (None: the default)."
+    default = tasks.get_task(task).budget()
+    steps = default["steps"] if finetune_steps is None else finetune_steps
+    lr = default["lr"] if finetune_lr is None else finetune_lr
+    man = families.checkpoint_dir(family) / "manifest.json"
+    metrics = read_json(man).get("dense_metrics", {}).get(task) if man.is_file() else None
+    return metrics if metrics and metrics.get("finetune_steps") == steps and metrics.get("finetune_lr") == lr else None
+
+
 # %% ../nbs/30_experiments.ipynb #bdbe3f38
 def dense_config_for(cfg: dict) -> dict:
     "The dense configuration fine-tuned and evaluated as `cfg` (same family, task, budget, seed, test items, ITM depth)."
@@ -491,7 +517,6 @@ def dense_config_for(cfg: dict) -> dict:
 def dense_metrics_for(cfg: dict, out_dir=None) -> dict | None:
     """The dense model's metrics at `cfg`'s budget and test items: from the store `out_dir` (default: the user store),
     else the shipped store, else the manifest (default budget), else None."""
-    from vlprune_nb.figures import dense_reference
     d = dense_config_for(cfg)
     for store in (user_results_dir(out_dir), results_dir()):
         if is_done(d, store): return read_json(record_path(d, store))["metrics"]

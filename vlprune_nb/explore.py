@@ -22,7 +22,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from .config import progress, progress_to, in_kernel
 from . import families, tasks, data, pruning, experiments, structured, upop_runs
 from .families import family_of, prunable, modalities, KINDS
-from .masks import sparsity_report, transfer
+from .masks import sparsity_report, subset_sparsity
 from .figures import MAIN_METRICS, component_shares
 
 # %% auto #0
@@ -170,20 +170,16 @@ CACHE = MaskCache()
 # %% ../nbs/45_explore.ipynb #e016
 def _np(m: torch.Tensor) -> np.ndarray: return m.detach().cpu().numpy()
 
-def mask_rows(model, masks: dict, records: list | None = None) -> list[dict]:
-    """One row per prunable weight: name, modality, layer, kind, numel, pruned (`masks.sparsity_report`'s rows), and
-    for a 2-D weight rows, dead_rows (outputs whose every weight is pruned), cols, dead_cols (inputs likewise)."""
-    out = []
-    for r in records or prunable(model):
-        row = {"name": r.name, "modality": r.modality, "layer": r.layer, "kind": r.kind}
-        m = masks.get(r.name)
-        if m is None: out.append({**row, "numel": dict(model.named_parameters())[r.name].numel(), "pruned": 0}); continue
-        m = _np(m); kept = int(np.count_nonzero(m))
-        row.update(numel=m.size, pruned=m.size - kept)
-        if m.ndim == 2:
-            row.update(rows=m.shape[0], dead_rows=m.shape[0] - int(np.count_nonzero(m.any(1))),
-                       cols=m.shape[1], dead_cols=m.shape[1] - int(np.count_nonzero(m.any(0))))
-        out.append(row)
+def mask_rows(model, masks: dict) -> list[dict]:
+    """`masks.sparsity_report`'s rows (name, modality, layer, kind, numel, pruned, sparsity), and for a 2-D weight:
+    rows, dead_rows (outputs whose every weight is pruned), cols, dead_cols (inputs likewise)."""
+    out = sparsity_report(model, masks)["layers"]
+    for row in out:
+        m = masks.get(row["name"])
+        if m is None or m.ndim != 2: continue
+        m = _np(m)
+        row.update(rows=m.shape[0], dead_rows=m.shape[0] - int(np.count_nonzero(m.any(1))),
+                   cols=m.shape[1], dead_cols=m.shape[1] - int(np.count_nonzero(m.any(0))))
     return out
 
 def layer_kind_sparsity(model, masks: dict | None = None, rows: list | None = None) -> dict:
@@ -230,24 +226,17 @@ def jaccard(model, a: dict, b: dict, records: list | None = None) -> dict:
 
 def task_weights(model) -> dict:
     "task → set of the names of `model`'s prunable weights that the task's model runs, for each task of its family."
-    out, params = {}, dict(model.named_parameters())
+    out = {}
     for task in tasks.FAMILY_TASKS.get(family_of(model).name, ()):
         with torch.random.fork_rng(devices=[]): tm = tasks.task_model(model, task)    # its new heads: not from the caller's generator
-        ran = experiments.ran_modules(tm, task)
-        out[task] = {r.name for r in prunable(model)
-                     if any(n.rsplit(".", 1)[0] in ran for n in transfer({r.name: torch.ones_like(params[r.name], dtype=torch.bool)}, model, tm))}
+        out[task] = experiments.ran_weights(model, tm, task)
     return out
 
 def task_sparsity(model, masks: dict | None, networks: dict, rows: list | None = None) -> dict:
     "task → {'overall', <modality>..., 'prunable_run'}: the sparsity of the prunable weights the task runs (`task_weights`)."
-    out, sizes = {}, {r["name"]: r for r in (rows if rows is not None else mask_rows(model, masks))}
-    for task, names in networks.items():
-        num, den = {}, {}
-        for n in names:
-            r = sizes[n]
-            for key in ("overall", r["modality"]): den[key] = den.get(key, 0) + r["numel"]; num[key] = num.get(key, 0) + r["pruned"]
-        out[task] = {**{k: num[k] / den[k] for k in den}, "prunable_run": den.get("overall", 0)}
-    return out
+    rows = rows if rows is not None else mask_rows(model, masks)
+    return {task: subset_sparsity(rows, names) for task, names in networks.items()}
+
 
 # %% ../nbs/45_explore.ipynb #e019
 _DRAW = threading.Lock()
@@ -491,7 +480,7 @@ class MasksTab:
         m1, m2, s = self.method.value, self.compare.value, self.sparsity.value
         masks = {m1: a["masks"], **({m2: b["masks"]} if b else {})}
         records = prunable(model)
-        rows = {m: mask_rows(model, mk, records) for m, mk in masks.items()}
+        rows = {m: mask_rows(model, mk) for m, mk in masks.items()}
         summ = {m: layer_kind_sparsity(model, rows=r) for m, r in rows.items()}
         lk = summ[m1]
         self.heatmap.value = png(heatmap_figure(lk, f"{m1} at {s:.0%}: sparsity of each layer and kind, per modality"))

@@ -15,11 +15,12 @@ import seaborn as sns
 
 from .config import settings, atomic_write, read_json
 from . import families, tasks
+from .experiments import default_variant, select_records
 
 # %% auto #0
-__all__ = ['MAIN_METRICS', 'SHARES_DEFINITION', 'LABEL_OFFSETS', 'figures_dir', 'save_figure', 'finish_figure', 'dense_reference',
-           'run_caption', 'run_figure', 'figure_data', 'first_difference', 'save_drawn', 'synthetic_upop_records',
-           'upop_heatmap', 'component_shares', 'upop_component_shares', 'upop_tradeoff']
+__all__ = ['MAIN_METRICS', 'SHARES_DEFINITION', 'LABEL_OFFSETS', 'figures_dir', 'save_figure', 'finish_figure', 'run_caption',
+           'run_figure', 'figure_data', 'first_difference', 'save_drawn', 'synthetic_upop_records', 'upop_heatmap',
+           'component_shares', 'upop_component_shares', 'upop_tradeoff']
 
 # %% ../nbs/40_figures.ipynb #c003
 MAIN_METRICS = families.LiveTable(lambda: {name: t.metrics for name, t in tasks.TASKS.items()})  # each task's, the main one first
@@ -39,14 +40,6 @@ def finish_figure(fig, name: str, fig_dir=None, show: bool = True) -> Path:
     plt.close(fig)
     return path
 
-def dense_reference(family: str, task: str, finetune_steps: int | None = None, finetune_lr: float | None = None) -> dict | None:
-    "The dense model's metrics on `task` recorded in its checkpoint manifest, if measured with this budget (None: the default)."
-    default = tasks.get_task(task).budget()
-    steps = default["steps"] if finetune_steps is None else finetune_steps
-    lr = default["lr"] if finetune_lr is None else finetune_lr
-    man = families.checkpoint_dir(family) / "manifest.json"
-    metrics = read_json(man).get("dense_metrics", {}).get(task) if man.is_file() else None
-    return metrics if metrics and metrics.get("finetune_steps") == steps and metrics.get("finetune_lr") == lr else None
 
 # %% ../nbs/40_figures.ipynb #c006
 def run_caption(record: dict, dense: dict | None) -> str:
@@ -241,26 +234,18 @@ def synthetic_upop_records(family: str = "blip", task: str = "nlvr", ratios=(2, 
                         "retained": rows})
     return out
 
-def _default_fixed() -> dict:
-    return {"schedule": "cosine", "interval": settings().get("structured", "interval"), "cost_mode": "official"}
-
 def _structured(records, family=None, task=None, method="upop") -> list[dict]:
     "Records of one (family, task) (default: the one with most ratios) and `method`, default schedule/interval/costs, one per ratio."
-    fixed = _default_fixed()
-    rs = [r for r in records if r.get("kind") == "structured" and r["config"]["method"] == method
-          and all(r["config"].get(k) == v for k, v in fixed.items())]
     if family is None or task is None:
         groups = {}
-        for r in rs: groups.setdefault((r["config"]["family"], r["config"]["task"]), set()).add(r["config"]["ratio"])
+        for r in records:
+            if r.get("kind") == "structured" and r["config"]["method"] == method:
+                groups.setdefault((r["config"]["family"], r["config"]["task"]), set()).add(r["config"]["ratio"])
         if not groups: raise ValueError(f"no structured {method} records to draw")
         family, task = max(groups, key=lambda g: (len(groups[g]), g == ("blip", "nlvr")))
-    by_ratio = {}
-    for r in rs:
-        if (r["config"]["family"], r["config"]["task"]) == (family, task):
-            if r["config"]["ratio"] not in by_ratio or r.get("time", "") >= by_ratio[r["config"]["ratio"]].get("time", ""):
-                by_ratio[r["config"]["ratio"]] = r
-    if not by_ratio: raise ValueError(f"no structured {method} records of {family} {task}")
-    return [by_ratio[k] for k in sorted(by_ratio)]
+    rs = select_records(records, family, task, method=method)
+    if not rs: raise ValueError(f"no structured {method} records of {family} {task}")
+    return rs
 
 def _tag(rs) -> str: return " — SYNTHETIC records" if any(r.get("synthetic") for r in rs) else ""
 
@@ -327,7 +312,7 @@ LABEL_OFFSETS = ((4, 4), (4, -10), (7, -3))          # points between a ratio's 
 
 def upop_tradeoff(records: list[dict], fig_dir=None, show: bool = True) -> Path:
     "Figure 4: main metric against FLOPs and against parameters of the extracted models, one line per method, a row per (family, task)."
-    fixed = _default_fixed()
+    fixed = {k: v for k, v in default_variant().items() if k != "method"}
     rs = [r for r in records if r.get("kind") == "structured" and all(r["config"].get(k) == v for k, v in fixed.items())]
     groups = list(dict.fromkeys((r["config"]["family"], r["config"]["task"]) for r in rs))
     if not groups: raise ValueError("no structured records to draw")

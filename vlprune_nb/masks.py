@@ -10,10 +10,12 @@ Docs: https://vlprune.github.io/vlprune_nb/masks.html.md"""
 from __future__ import annotations
 import torch
 import torch.nn as nn
+from .families import prunable
+
 
 # %% auto #0
 __all__ = ['MASKS_FORMAT', 'check_masks', 'MaskHolder', 'transfer', 'is_nm', 'check_pattern', 'save_masks', 'load_masks',
-           'sparsity_report', 'to_torch_prune']
+           'sparsity_report', 'subset_sparsity', 'to_torch_prune']
 
 # %% ../nbs/05_masks.ipynb #c002b
 def _check_mask(source: str, name: str, m, param: torch.Tensor | None = None):
@@ -153,7 +155,6 @@ def load_masks(path, model: nn.Module | None = None) -> dict:
 # %% ../nbs/05_masks.ipynb #c013
 def sparsity_report(model: nn.Module, masks: dict) -> dict:
     "{'layers': [...], 'modalities': {...}, 'overall': {...}, 'unmatched': [...]} sparsity of `masks` over `model`'s prunable weights."
-    from vlprune_nb.families import prunable
     params, al = dict(model.named_parameters()), aliases(model)
     layers, mods, used = [], {}, set()
     for r in prunable(model):
@@ -173,6 +174,18 @@ def sparsity_report(model: nn.Module, masks: dict) -> dict:
     overall = {"prunable": N, "pruned": P, "sparsity": P / N if N else 0.0, "total_params": total,
                "prunable_fraction": N / total if total else 0.0, "sparsity_of_total": P / total if total else 0.0}
     return {"layers": layers, "modalities": mods, "overall": overall, "unmatched": [k for k in masks if k not in used]}
+
+# %% ../nbs/05_masks.ipynb #c015b
+def subset_sparsity(rows: list[dict], names) -> dict:
+    """{'overall', <modality>..., 'prunable_run'}: the sparsity of the weights `names` among layer rows `rows`
+    (`sparsity_report`'s: name, modality, numel, pruned), over all and per modality; 'prunable_run': their size."""
+    num, den, by_name = {}, {}, {r["name"]: r for r in rows}
+    for n in names:
+        r = by_name[n]
+        for key in ("overall", r["modality"]):
+            den[key] = den.get(key, 0) + r["numel"]; num[key] = num.get(key, 0) + r["pruned"]
+    return {**{k: num[k] / den[k] for k in den}, "prunable_run": den.get("overall", 0)}
+
 
 # %% ../nbs/05_masks.ipynb #bc952c7c
 def to_torch_prune(model: nn.Module, masks: dict) -> nn.Module:

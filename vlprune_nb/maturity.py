@@ -15,6 +15,9 @@ import torch.nn as nn
 
 from .config import settings, seed_everything, read_json
 from .families import family_of, load, checkpoint_dir
+from .data import calibration_batches
+from .pretrain import dense_metrics
+
 
 # %% auto #0
 __all__ = ['MASSIVE_ABS', 'MASSIVE_RATIO', 'TAIL_CHANNEL_RATIO', 'LITERATURE', 'CRITERIA', 'loss_convergence', 'initial_model',
@@ -240,7 +243,6 @@ def maturity_report(model_or_checkpoint, calib: list[dict] | None = None, seed: 
     rebuilt from the manifest's seed, or `seed`), ESD α per matrix (`weightwatcher`), activation tails over `calib`
     (default: settings.ini's calibration batches), the dense metrics (the manifest's; `dense=True` measures them),
     a `summary` and the literature's values beside it."""
-    from vlprune_nb.data import calibration_batches
     model, path, man = _checkpoint(model_or_checkpoint)
     seed = man.get("seed", 0) if seed is None else seed
     S = settings()
@@ -257,7 +259,6 @@ def maturity_report(model_or_checkpoint, calib: list[dict] | None = None, seed: 
            "esd_alpha": esd_alpha(model) if weightwatcher else None,
            "activations": activation_tails(model, calib), "layernorm_gains": layernorm_gains(model)}
     if dense:
-        from vlprune_nb.pretrain import dense_metrics
         rep["dense_metrics"] = dense_metrics(model, progress=False)
     else: rep["dense_metrics"] = man.get("dense_metrics")
     rep["summary"] = summarize(rep, mats)

@@ -18,6 +18,8 @@ from .config import settings, seed_everything, write_json, read_json, sha256, at
 from .data import world_items, load_images, world_root, augment
 from .families import build, family_of, save, checkpoint_dir, FAMILIES
 from .train import Loop, fit, adamw, lr_at, param_groups
+from .tasks import FAMILY_TASKS, finetune, get_task, evaluate
+
 
 # %% auto #0
 __all__ = ['LR_SCHEDULES', 'NO_DECAY_TOKENS', 'train_batches', 'save_state', 'load_state', 'pretrain_groups', 'lr_schedule',
@@ -144,7 +146,6 @@ def pretrain(family: str, steps: int | None = None, out_dir=None, seed: int = 0,
 # %% ../nbs/03_pretrain.ipynb #c011
 def dense_metrics(model, task_names=None, steps: int | None = None, progress: bool = True) -> dict:
     "Test metrics of `model` fine-tuned (default budget, seed 0) on each of `task_names` (default: all of its family's), with the budget (steps, learning rate) and torch threads used."
-    from vlprune_nb.tasks import FAMILY_TASKS, finetune, get_task, evaluate
     out = {}
     for task in task_names or FAMILY_TASKS[family_of(model).name]:
         t0 = time.time()
@@ -157,7 +158,6 @@ def dense_metrics(model, task_names=None, steps: int | None = None, progress: bo
 
 def chance_metrics(family: str, task_names=None, limit: int | None = None, progress: bool = True) -> dict:
     "Test metrics of a randomly initialised (untrained) model of `family`: where chance lies."
-    from vlprune_nb.tasks import FAMILY_TASKS, evaluate
     seed_everything(0)
     model = build(family)
     return {t: evaluate(model, t, limit=limit, progress=progress) for t in task_names or FAMILY_TASKS[family]}

@@ -25,6 +25,8 @@ from .config import progress as tqdm    # a widget in a notebook frontend, the t
 from .config import check_device
 from accelerate.utils import send_to_device
 from .families import Prunable, family_of, prunable
+from .masks import check_masks
+
 
 # %% auto #0
 __all__ = ['METHODS', 'OPTION_CHECKS', 'SPARSITY_SCHEDULES', 'n_pruned', 'lowest_k', 'lowest_counts', 'lowest_of_all', 'Method',
@@ -173,7 +175,6 @@ class PruneResult(dict):
     def apply(self, model: nn.Module) -> nn.Module:
         """Write the new weights (if any) into `model` and zero the pruned ones; returns `model`. Every mask (and new
         weight) must name a parameter of `model` and have its shape: a (1, n) mask would otherwise broadcast."""
-        from vlprune_nb.masks import check_masks
         check_masks(model, self.masks, "PruneResult.apply")
         params = dict(model.named_parameters(remove_duplicate=False))
         for n, w in (self.weights or {}).items():

@@ -18,16 +18,17 @@ from .config import progress as tqdm    # a widget in a notebook frontend, the t
 from .config import settings, read_json, write_json, sha256, seed_everything, atomic_write
 from . import families, tasks
 from .config import check_int
-from .experiments import environment, results_dir, load_records, config_hash, checkpoint_id, is_done
-from .figures import MAIN_METRICS, dense_reference
+from .experiments import (environment, results_dir, load_records, config_hash, checkpoint_id, is_done, VARIANTS,
+                                    select_records, dense_reference)
+from .figures import MAIN_METRICS
 from .structured import (
     SEARCH_METHODS, RATIO_SCHEDULES, COST_MODES, OFFICIAL_ATTN_COST, search, extract, count_params, count_flops, example_inputs,
     inference_forward, median_times, retrain, retained_proportions)
 
 # %% auto #0
-__all__ = ['STRUCTURED_FAMILIES', 'STARTS', 'EXPERIMENTS', 'VARIANTS', 'structured_config', 'structured_key', 'dense_config',
-           'dense_key', 'dense_run', 'paired_latency', 'structured_path', 'structured_run', 'structured_records',
-           'structured_sweep', 'upop_grid', 'default_variant', 'select_records', 'ratio_table', 'compare_table']
+__all__ = ['STRUCTURED_FAMILIES', 'STARTS', 'EXPERIMENTS', 'structured_config', 'structured_key', 'dense_config', 'dense_key',
+           'dense_run', 'paired_latency', 'structured_path', 'structured_run', 'structured_records', 'structured_sweep',
+           'upop_grid', 'ratio_table', 'compare_table']
 
 # %% ../nbs/25_upop_runs.ipynb #c005
 STRUCTURED_FAMILIES = OFFICIAL_ATTN_COST         # live: the registered families with tasks (names as keys)
@@ -213,24 +214,6 @@ def upop_grid(experiments=EXPERIMENTS[:-1], search_steps: int | None = None, ret
     return list({structured_key(x): x for x in cfgs}.values())
 
 # %% ../nbs/25_upop_runs.ipynb #c019
-VARIANTS = ("method", "schedule", "interval", "cost_mode")
-
-def default_variant() -> dict:
-    "The configuration fields a comparison holds fixed, at their defaults (UPop, cosine, settings' interval, official costs)."
-    return {"method": "upop", "schedule": "cosine", "interval": settings().get("structured", "interval"), "cost_mode": "official"}
-
-def select_records(records: list[dict], family: str, task: str, vary: str | None = None, **fixed) -> list[dict]:
-    "Structured records of (family, task) with every variant field but `vary` at its default (or as in `fixed`); the newest per configuration."
-    want = {k: v for k, v in {**default_variant(), **fixed}.items() if k != vary}
-    out = {}
-    for r in records:
-        c = r.get("config", {})
-        if r.get("kind") != "structured" or c.get("family") != family or c.get("task") != task: continue
-        if any(c.get(k) != v for k, v in want.items()): continue
-        slot = (c["ratio"], c.get(vary) if vary else None)
-        if slot not in out or r.get("time", "") >= out[slot].get("time", ""): out[slot] = r
-    return sorted(out.values(), key=lambda r: (r["config"]["ratio"], str(r["config"].get(vary, "")) if vary else ""))
-
 def _metric(m: dict | None, task: str) -> str:
     if not m: return "–"
     return " / ".join(f"{m[k]:.1f}" for k in MAIN_METRICS[task] if k in m) or "–"
