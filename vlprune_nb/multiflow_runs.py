@@ -23,6 +23,7 @@ from .data import calibration_batches
 from .experiments import (BENCHMARK_METHODS, run_config, grid, load_records, results_dir, mean_std, mean_sd,
                                     same_budget, prune_info, config_hash, environment, run_key)
 from .figures import MAIN_METRICS, figures_dir
+from .maturity_study import study_figure, study_records, study_dir
 from .pruning import prune, METHODS
 
 # %% auto #0
@@ -586,7 +587,8 @@ from .figures import first_difference
 
 def chapter_figures(records: list[dict] | None = None, out_dir=None, fig_dir=None, show: bool = False) -> list[Path]:
     """Draw every figure the repository commits from `records` (default: the store's, `load_records(out_dir)`):
-    this chapter's five and the UPop chapter's three; a figure whose records are absent is skipped, saying why."""
+    this chapter's six (the maturity study's from its own records) and the UPop chapter's three; a figure whose
+    records are absent is skipped, saying why."""
     from vlprune_nb.figures import upop_heatmap, upop_component_shares, upop_tradeoff
     records = load_records(out_dir) if records is None else records
     draws = [lambda: sparsity_curves(records, fig_dir, show),
@@ -594,6 +596,7 @@ def chapter_figures(records: list[dict] | None = None, out_dir=None, fig_dir=Non
              lambda: collapse_figure(records, fig_dir=fig_dir, show=show)]
     draws += [lambda f=f: layer_heatmaps(records, f, out_dir=out_dir, fig_dir=fig_dir, show=show)
               for f in ("xvlm", "blip")]
+    draws += [lambda: study_figure(study_records(study_dir(), "xvlm"), fig_dir=fig_dir, show=show)]
     draws += [lambda d=d: d(records, fig_dir=fig_dir, show=show)
               for d in (upop_heatmap, upop_component_shares, upop_tradeoff)]
     out = []
