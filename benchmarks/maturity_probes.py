@@ -39,7 +39,7 @@ PROBES = {
     # it): lr 2e-3 on v1's schedule and decay, with the maturity study's points saved along the run
     "xvlm-gen2": ("xvlm", 24000, {"lr": 2e-3}, (1500, 3000, 6000, 12000, 18000)),
     # BLIP at lr 2e-3 collapsed its contrastive loss to ln 64 (uniform over the batch) at step ~470 and stayed there
-    # (loss log in data/probes/blip-gen2-lr2e-3-abandoned.json; 2026-12-06, before any pruning on it): BLIP runs at 1e-3
+    # (loss log in data/probes/abandoned/blip-gen2-lr2e-3.json; 2026-12-06, before any pruning on it): BLIP runs at 1e-3
     "blip-gen2": ("blip", 20000, {"lr": 1e-3}, (1500, 3000, 6000, 10000, 15000)),
 }
 

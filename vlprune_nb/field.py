@@ -20,7 +20,7 @@ from .config import progress as tqdm
 from .pruning import (METHODS, OPTION_CHECKS, Method, PruneContext, ActivationStats, activation_stats, collect, lowest_k,
                       n_pruned, magnitude, snip_saliency, flow, gradient_mode, finite_inputs, pretraining_loss,
                       check_gradients, non_finite, apportion)
-from .pruning import _stats, _weight_modules
+from .pruning import input_stats, _weight_modules
 from .masks import is_nm
 from .families import family_of
 
@@ -259,7 +259,7 @@ def _key(k: tuple) -> str: return f"{k[0]}.{k[1]}"
 
 def outlier_ratios(ctx: PruneContext, M: float) -> dict:
     "OWL's outlier ratio (%) of each block: the share of its Wanda metrics above `M` × their mean (dense statistics)."
-    a, out = _stats(ctx), {}
+    a, out = input_stats(ctx), {}
     for key, recs in blocks(ctx.records).items():
         metric = torch.cat([wanda_metric(ctx.params[r.name], a[r.name]).reshape(-1) for r in recs])
         out[key] = float((metric > M * metric.mean()).float().mean()) * 100

@@ -4,7 +4,7 @@
 
 # %% ../nbs/34_maturity_study.ipynb #s002
 from __future__ import annotations
-import copy, re, time
+import contextlib, copy, re, time
 from pathlib import Path
 
 import torch
@@ -14,13 +14,16 @@ from .data import calibration_batches
 from .families import load, prunable
 from .figures import save_drawn
 from .maturity import maturity_report
-from .pruning import prune
+from .pruning import (METHODS, Method, LayerScores, prune, input_stats, flow, flow_nodes, magnitude, lamp,
+                                modality_prior, global_threshold, per_layer, lowest_k)
+from .field import wanda_metric
 from .tasks import evaluate
 
 
 # %% auto #0
-__all__ = ['STUDY_METHODS', 'METRIC', 'zeros_fraction', 'zero_shot', 'study_dir', 'study_points', 'run_point', 'margins',
-           'tail_stats', 'study_records', 'study_table', 'study_figure']
+__all__ = ['STUDY_METHODS', 'METRIC', 'DIAG_SCORES', 'DIAG_ALLOCATIONS', 'zeros_fraction', 'zero_shot', 'study_dir',
+           'study_points', 'run_point', 'margins', 'tail_stats', 'study_records', 'study_table', 'study_figure',
+           'activation_aware', 'lamp_counts', 'score_allocation', 'score_allocation_table']
 
 # %% ../nbs/34_maturity_study.ipynb #s004
 STUDY_METHODS = ("multiflow", "multiflow_edges", "omp", "lamp", "l2norm", "snip")
@@ -172,4 +175,63 @@ def study_figure(records: list[dict], fig_dir=None, show: bool = True, name: str
     b.legend(fontsize=7)
     fig.tight_layout()
     return save_drawn(fig, name, fig_dir, show)
+
+
+# %% ../nbs/34_maturity_study.ipynb #s021
+def activation_aware(ctx, sparsity: float) -> LayerScores:
+    "|W_ij|·‖x_j‖ (Wanda's metric, on the dense input statistics the flow score uses) as a per-weight score."
+    a = input_stats(ctx)
+    return LayerScores(ctx.params, lambda n: wanda_metric(ctx.params[n], a[n]))
+
+def lamp_counts(scores: dict, sparsity: float, ctx) -> dict:
+    "Prune in each tensor as many of its lowest scores as LAMP's global allocation prunes there."
+    by_lamp = global_threshold(lamp(ctx, sparsity), sparsity)
+    return {n: ~lowest_k(s, int((~by_lamp[n]).sum())) for n, s in scores.items()}
+
+DIAG_SCORES = {"flow": flow, "magnitude": magnitude, "nodes": flow_nodes, "activation-aware": activation_aware}
+DIAG_ALLOCATIONS = {"modality prior": modality_prior, "global": global_threshold, "uniform per layer": per_layer,
+                    "LAMP's counts": lamp_counts}
+
+@contextlib.contextmanager
+def _method(score: str, allocation: str):
+    "A method of `DIAG_SCORES[score]` under `DIAG_ALLOCATIONS[allocation]`, registered while the block runs; yields its name."
+    name = f"diagnostic:{score}|{allocation}"
+    METHODS[name] = Method(DIAG_SCORES[score], DIAG_ALLOCATIONS[allocation], needs_calibration=True, keeps_weights=True)
+    try: yield name
+    finally: del METHODS[name]
+
+def score_allocation(point: dict, out_dir, sparsities=(0.75, 0.9), limit: int | None = None, seed: int = 0,
+                     progress: bool = True) -> dict:
+    """Every score of `DIAG_SCORES` under every allocation of `DIAG_ALLOCATIONS` at `sparsities`, zero-shot at one
+    point; stored as cells `<score>|<allocation>@<sparsity>` of `out_dir/<label>-score-allocation.json`, resumably."""
+    S = settings()
+    n_calib, batch = S.get("reproduce", "calib_batches", int), S.get("reproduce", "calib_batch_size", int)
+    want, path = _settings_of(limit, n_calib, batch, seed), Path(out_dir) / f"{point['label']}-score-allocation.json"
+    rec = read_json(path) if path.is_file() else {**point, "checkpoint": str(point["checkpoint"]), "settings": want,
+                                                    "cells": {}, "cpu_s": {}}
+    if rec["settings"] != want:
+        raise ValueError(f"{path} was made with {rec['settings']}, not {want}: use another out_dir or delete it")
+    model = load(point["checkpoint"])
+    calib = calibration_batches(model, n_calib, batch, seed=seed)
+    todo = [(sc, al, s) for s in sparsities for sc in DIAG_SCORES for al in DIAG_ALLOCATIONS]
+    for sc, al, s in tqdm(todo, desc=f"{point['label']}: score × allocation", disable=not progress):
+        key = f"{sc}|{al}@{s:g}"
+        if key in rec["cells"]: continue
+        t0 = time.process_time()
+        with _method(sc, al) as name: rec["cells"][key] = zero_shot(model, name, s, calib, limit, seed)
+        rec["cpu_s"][key] = round(time.process_time() - t0, 1); write_json(path, rec)
+    return rec
+
+
+# %% ../nbs/34_maturity_study.ipynb #s023
+def score_allocation_table(rec: dict) -> str:
+    "Markdown tables, one per sparsity: zero-shot `METRIC` of each score (rows) under each allocation (columns)."
+    out = []
+    for s in sorted({float(k.rsplit("@", 1)[1]) for k in rec["cells"]}):
+        head = ["score \\ allocation", *DIAG_ALLOCATIONS]
+        rows = [[sc, *(f"{rec['cells'][k][METRIC]:.1f}" if (k := f"{sc}|{al}@{s:g}") in rec["cells"] else "–"
+                       for al in DIAG_ALLOCATIONS)] for sc in DIAG_SCORES]
+        out.append(f"**{rec['label']} at {s:.0%}** (zero-shot {METRIC})\n\n" +
+                   "\n".join("| " + " | ".join(r) + " |" for r in [head, ["---"] * len(head), *rows]))
+    return "\n\n".join(out)
 

@@ -32,10 +32,10 @@ from .masks import check_masks
 __all__ = ['METHODS', 'OPTION_CHECKS', 'SPARSITY_SCHEDULES', 'n_pruned', 'lowest_k', 'lowest_counts', 'lowest_of_all', 'Method',
            'LayerScores', 'PruneContext', 'PruneResult', 'check_calibration', 'on_device', 'preserved', 'prune',
            'scores', 'global_threshold', 'apportion', 'per_layer', 'normal', 'magnitude', 'l2_normalised', 'lamp_score',
-           'lamp', 'non_finite', 'token_side', 'ActivationStats', 'activation_stats', 'collect', 'flow_terms', 'flow',
-           'flow_nodes', 'flow_inverted', 'prior_counts', 'modality_prior', 'gradient_mode', 'finite_inputs',
-           'pretraining_loss', 'check_gradients', 'mean_gradient', 'snip_saliency', 'schedule', 'iterate',
-           'chita_blocks', 'GradientStore', 'chita_objective', 'prune_ls', 'ridge_refit', 'heuristic_ls',
+           'lamp', 'non_finite', 'token_side', 'ActivationStats', 'activation_stats', 'collect', 'input_stats',
+           'flow_terms', 'flow', 'flow_nodes', 'flow_inverted', 'prior_counts', 'modality_prior', 'gradient_mode',
+           'finite_inputs', 'pretraining_loss', 'check_gradients', 'mean_gradient', 'snip_saliency', 'schedule',
+           'iterate', 'chita_blocks', 'GradientStore', 'chita_objective', 'prune_ls', 'ridge_refit', 'heuristic_ls',
            'per_batch_gradients', 'chita_solve', 'chita_iht', 'swapped', 'trained_mask']
 
 # %% ../nbs/10_pruning.ipynb #c005
@@ -470,7 +470,8 @@ def collect(model: nn.Module, calib, stats, method: str, progress: bool = False)
     return stats.result()
 
 # %% ../nbs/10_pruning.ipynb #c023
-def _stats(ctx: PruneContext) -> dict:
+def input_stats(ctx: PruneContext) -> dict:
+    "Each prunable weight's mean squared input (d_in) over the calibration batches, computed once per context."
     if "activations" not in ctx.cache: ctx.cache["activations"] = activation_stats(ctx.model, ctx.calib, ctx.records, ctx.method, ctx.progress)
     return ctx.cache["activations"]
 
@@ -481,14 +482,14 @@ def flow_terms(w: torch.Tensor, a: torch.Tensor) -> tuple:
 
 def flow(ctx: PruneContext, sparsity: float) -> LayerScores:
     "MULTIFLOW's information-flow score I_out(i)·|W_ij|·I_in(j), computed per tensor when read."
-    a = _stats(ctx)
+    a = input_stats(ctx)
     def score(n):
         A, i_out, i_in = flow_terms(ctx.params[n], a[n]); return i_out[:, None] * A * i_in[None, :]
     return LayerScores(ctx.params, score)
 
 def flow_nodes(ctx: PruneContext, sparsity: float) -> LayerScores:
     "Nodes-only ablation: I_out(i)·I_in(j)."
-    a = _stats(ctx)
+    a = input_stats(ctx)
     def score(n):
         A, i_out, i_in = flow_terms(ctx.params[n], a[n]); return i_out[:, None] * i_in[None, :]
     return LayerScores(ctx.params, score)
