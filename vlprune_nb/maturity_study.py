@@ -8,10 +8,11 @@ import contextlib, copy, re, time
 from pathlib import Path
 
 import torch
+import torch.nn as nn
 
 from .config import settings, read_json, write_json, progress as tqdm
 from .data import calibration_batches
-from .families import load, prunable
+from .families import load, prunable, family_of
 from .figures import save_drawn
 from .maturity import maturity_report
 from .pruning import (METHODS, Method, LayerScores, prune, input_stats, flow, flow_nodes, magnitude, lamp,
@@ -21,9 +22,10 @@ from .tasks import evaluate
 
 
 # %% auto #0
-__all__ = ['STUDY_METHODS', 'METRIC', 'DIAG_SCORES', 'DIAG_ALLOCATIONS', 'zeros_fraction', 'zero_shot', 'study_dir',
-           'study_points', 'run_point', 'margins', 'tail_stats', 'study_records', 'study_table', 'study_figure',
-           'activation_aware', 'lamp_counts', 'score_allocation', 'score_allocation_table']
+__all__ = ['STUDY_METHODS', 'METRIC', 'DIAG_SCORES', 'DIAG_ALLOCATIONS', 'RESCALE_METHODS', 'zeros_fraction', 'zero_shot',
+           'study_dir', 'study_points', 'run_point', 'margins', 'tail_stats', 'study_records', 'study_table',
+           'study_figure', 'activation_aware', 'lamp_counts', 'score_allocation', 'score_allocation_table',
+           'layernorm_readers', 'rescaled', 'rescaling_diagnostic', 'rescaling_table']
 
 # %% ../nbs/34_maturity_study.ipynb #s004
 STUDY_METHODS = ("multiflow", "multiflow_edges", "omp", "lamp", "l2norm", "snip")
@@ -234,4 +236,110 @@ def score_allocation_table(rec: dict) -> str:
         out.append(f"**{rec['label']} at {s:.0%}** (zero-shot {METRIC})\n\n" +
                    "\n".join("| " + " | ".join(r) + " |" for r in [head, ["---"] * len(head), *rows]))
     return "\n\n".join(out)
+
+
+# %% ../nbs/34_maturity_study.ipynb #s026
+def _outputs(model, batch, skip=()) -> dict:
+    """name → the outputs of every leaf module of `model` (but dropouts, identities and the modules named in `skip`)
+    in one calibration forward (eval mode, no gradients): what a function-preserving change must leave alone."""
+    outs, hooks = {}, []
+    for n, m in model.named_modules():
+        if next(m.children(), None) is None and n not in skip and not isinstance(m, (nn.Dropout, nn.Identity)):
+            hooks.append(m.register_forward_hook(lambda mod, a, o, n=n: outs.setdefault(n, []).append(_detached(o))))
+    try:
+        with torch.no_grad(): family_of(model).calibration_forward(model.eval(), batch)
+    finally:
+        for h in hooks: h.remove()
+    return outs
+
+def _detached(o):
+    "A module's output as a tuple of detached tensors (some modules return tuples)."
+    return tuple(t.detach().clone() for t in (o if isinstance(o, tuple) else (o,)) if isinstance(t, torch.Tensor))
+
+def layernorm_readers(model, batch) -> dict[str, set[str]]:
+    "LayerNorm name → the Linear layers whose input is that LayerNorm's output tensor itself, in one calibration forward."
+    outputs, readers, hooks = {}, {}, []
+    def written(name, y): outputs.setdefault(id(y), (name, y))          # held, so that the id stays this tensor's
+    def read(name, x):
+        if id(x) in outputs and outputs[id(x)][1] is x: readers.setdefault(outputs[id(x)][0], set()).add(name)
+    for n, m in model.named_modules():
+        if isinstance(m, nn.LayerNorm) and m.weight is not None:
+            hooks.append(m.register_forward_hook(lambda mod, a, o, n=n: written(n, o)))
+        elif isinstance(m, nn.Linear):
+            hooks.append(m.register_forward_pre_hook(lambda mod, a, n=n: read(n, a[0])))
+    try:
+        with torch.no_grad(): family_of(model).calibration_forward(model.eval(), batch)
+    finally:
+        for h in hooks: h.remove()
+    return readers
+
+def _same(a: dict, b: dict, tol: float) -> bool:
+    "Whether every output in `a` equals `b`'s within `tol` of its largest magnitude."
+    return a.keys() == b.keys() and all((x - y).abs().max() <= tol * y.abs().max().clamp_min(1e-12)
+                                        for k in a for xs, ys in zip(a[k], b[k]) for x, y in zip(xs, ys))
+
+@torch.no_grad()
+def _rescale(model, ln: str, readers, idx: torch.Tensor, factor: float):
+    mods = dict(model.named_modules())
+    mods[ln].weight[idx] *= factor
+    if mods[ln].bias is not None: mods[ln].bias[idx] *= factor
+    for r in readers: mods[r].weight[:, idx] /= factor
+
+def rescaled(model, batch, channels: int = 4, factor: float = 10.0, seed: int = 0, tol: float = 1e-4) -> tuple:
+    """(a copy of `model` computing the same function with rescaled weights, {LayerNorm: its readers} rescaled):
+    `channels` output channels of each LayerNorm whose rescaling leaves the output of every other module within `tol`."""
+    readers = layernorm_readers(model, batch)
+    ref = _outputs(model, batch, skip=readers)
+    g, twin, changed = torch.Generator().manual_seed(seed), copy.deepcopy(model), {}
+    for ln, names in sorted(readers.items()):
+        idx = torch.randperm(dict(model.named_modules())[ln].weight.numel(), generator=g)[:channels]
+        trial = copy.deepcopy(twin)
+        _rescale(trial, ln, names, idx, factor)
+        if _same(_outputs(trial, batch, skip=readers), ref, tol): twin, changed[ln] = trial, sorted(names)
+    return twin, changed
+
+
+# %% ../nbs/34_maturity_study.ipynb #s028
+RESCALE_METHODS = ("multiflow", "multiflow_edges", "omp", "lamp", "l2norm", "snip", "wanda")
+
+def _masks_and_metrics(model, method: str, sparsity: float, calib, limit, seed) -> tuple[dict, dict]:
+    pruned = copy.deepcopy(model)
+    masks = prune(model, method, sparsity, calib, seed=seed)
+    masks.apply(pruned)
+    return masks.masks, evaluate(pruned, "retrieval", limit=limit, progress=False, k=0)
+
+def rescaling_diagnostic(point: dict, out_dir, sparsity: float = 0.75, methods=RESCALE_METHODS, limit: int | None = None,
+                         seed: int = 0, progress: bool = True) -> dict:
+    """At one point: for each method, the share of prunable weights whose keep/prune decision changes under
+    `rescaled`, and zero-shot retrieval of the original and of the rescaled model pruned; in
+    `out_dir/<label>-rescaling.json` (methods already there are not redone)."""
+    S = settings()
+    n_calib, batch = S.get("reproduce", "calib_batches", int), S.get("reproduce", "calib_batch_size", int)
+    want, path = {**_settings_of(limit, n_calib, batch, seed), "sparsity": sparsity}, Path(out_dir) / f"{point['label']}-rescaling.json"
+    model = load(point["checkpoint"])
+    calib = calibration_batches(model, n_calib, batch, seed=seed)
+    twin, changed = rescaled(model, calib[0], seed=seed)
+    rec = read_json(path) if path.is_file() else {**point, "checkpoint": str(point["checkpoint"]), "settings": want,
+                                                    "rescaled": changed, "cells": {}}
+    if rec["settings"] != want:
+        raise ValueError(f"{path} was made with {rec['settings']}, not {want}: use another out_dir or delete it")
+    if "dense" not in rec:
+        rec["dense"] = {w: evaluate(m, "retrieval", limit=limit, progress=False, k=0)[METRIC] for w, m in (("original", model), ("rescaled", twin))}
+    for m in tqdm(methods, desc=f"{point['label']}: rescaling", disable=not progress):
+        if m in rec["cells"]: continue
+        (a, ma), (b, mb) = (_masks_and_metrics(x, m, sparsity, calib, limit, seed) for x in (model, twin))
+        moved = sum(int((a[n] != b[n]).sum()) for n in a) / sum(a[n].numel() for n in a)
+        rec["cells"][m] = {"moved": round(moved, 6), "original": ma[METRIC], "rescaled": mb[METRIC]}
+        write_json(path, rec)
+    write_json(path, rec)
+    return rec
+
+def rescaling_table(rec: dict) -> str:
+    "Markdown: per method, the share of keep/prune decisions the rescaling moved and zero-shot `METRIC` before → after."
+    d = rec["dense"]
+    rows = [["dense", "–", f"{d['original']:.1f} → {d['rescaled']:.1f}"]]
+    rows += [[m, f"{c['moved']:.2%}", f"{c['original']:.1f} → {c['rescaled']:.1f}"] for m, c in rec["cells"].items()]
+    head = ["method", "decisions moved", f"zero-shot {METRIC}: original → rescaled"]
+    return (f"**{rec['label']} at {rec['settings']['sparsity']:.0%}**, {len(rec['rescaled'])} LayerNorms rescaled\n\n" +
+            "\n".join("| " + " | ".join(r) + " |" for r in [head, ["---"] * 3, *rows]))
 
