@@ -74,6 +74,16 @@ def study_points(family: str) -> list[dict]:
 def _settings_of(limit, n_calib: int, batch: int, seed: int) -> dict:
     return {"limit": limit, "calib_batches": n_calib, "calib_batch_size": batch, "seed": seed, "metric": METRIC}
 
+def _open_record(point: dict, path: Path, want: dict) -> tuple[dict, nn.Module, list]:
+    """A point's record at `path` (read back, or new) checked against the settings `want`, with the point's model and
+    its calibration batches (as `want` says)."""
+    rec = read_json(path) if path.is_file() else {**point, "checkpoint": str(point["checkpoint"]), "settings": want,
+                                                    "cells": {}, "cpu_s": {}}
+    if rec["settings"] != want:
+        raise ValueError(f"{path} was made with {rec['settings']}, not {want}: use another out_dir or delete it")
+    model = load(point["checkpoint"])
+    return rec, model, calibration_batches(model, want["calib_batches"], want["calib_batch_size"], seed=want["seed"])
+
 def run_point(point: dict, out_dir, methods=STUDY_METHODS, sparsities=None, limit: int | None = None,
               calib_batches_: int | None = None, calib_batch_size: int | None = None, seed: int = 0,
               report: bool = True, progress: bool = True) -> dict:
@@ -85,12 +95,7 @@ def run_point(point: dict, out_dir, methods=STUDY_METHODS, sparsities=None, limi
     n_calib = calib_batches_ or S.get("reproduce", "calib_batches", int)
     batch = calib_batch_size or S.get("reproduce", "calib_batch_size", int)
     want, path = _settings_of(limit, n_calib, batch, seed), Path(out_dir) / f"{point['label']}.json"
-    rec = read_json(path) if path.is_file() else {**point, "checkpoint": str(point["checkpoint"]), "settings": want,
-                                                    "cells": {}, "cpu_s": {}}
-    if rec["settings"] != want:
-        raise ValueError(f"{path} was made with {rec['settings']}, not {want}: use another out_dir or delete it")
-    model = load(point["checkpoint"])
-    calib = calibration_batches(model, n_calib, batch, seed=seed)
+    rec, model, calib = _open_record(point, path, want)
     if report and "maturity" not in rec:
         t0 = time.process_time()
         rec["maturity"] = maturity_report(point["checkpoint"], calib=calib)["summary"]
@@ -209,12 +214,7 @@ def score_allocation(point: dict, out_dir, sparsities=(0.75, 0.9), limit: int | 
     S = settings()
     n_calib, batch = S.get("reproduce", "calib_batches", int), S.get("reproduce", "calib_batch_size", int)
     want, path = _settings_of(limit, n_calib, batch, seed), Path(out_dir) / f"{point['label']}-score-allocation.json"
-    rec = read_json(path) if path.is_file() else {**point, "checkpoint": str(point["checkpoint"]), "settings": want,
-                                                    "cells": {}, "cpu_s": {}}
-    if rec["settings"] != want:
-        raise ValueError(f"{path} was made with {rec['settings']}, not {want}: use another out_dir or delete it")
-    model = load(point["checkpoint"])
-    calib = calibration_batches(model, n_calib, batch, seed=seed)
+    rec, model, calib = _open_record(point, path, want)
     todo = [(sc, al, s) for s in sparsities for sc in DIAG_SCORES for al in DIAG_ALLOCATIONS]
     for sc, al, s in tqdm(todo, desc=f"{point['label']}: score × allocation", disable=not progress):
         key = f"{sc}|{al}@{s:g}"
@@ -316,13 +316,9 @@ def rescaling_diagnostic(point: dict, out_dir, sparsity: float = 0.75, methods=R
     S = settings()
     n_calib, batch = S.get("reproduce", "calib_batches", int), S.get("reproduce", "calib_batch_size", int)
     want, path = {**_settings_of(limit, n_calib, batch, seed), "sparsity": sparsity}, Path(out_dir) / f"{point['label']}-rescaling.json"
-    model = load(point["checkpoint"])
-    calib = calibration_batches(model, n_calib, batch, seed=seed)
+    rec, model, calib = _open_record(point, path, want)
     twin, changed = rescaled(model, calib[0], seed=seed)
-    rec = read_json(path) if path.is_file() else {**point, "checkpoint": str(point["checkpoint"]), "settings": want,
-                                                    "rescaled": changed, "cells": {}}
-    if rec["settings"] != want:
-        raise ValueError(f"{path} was made with {rec['settings']}, not {want}: use another out_dir or delete it")
+    rec.setdefault("rescaled", changed)
     if "dense" not in rec:
         rec["dense"] = {w: evaluate(m, "retrieval", limit=limit, progress=False, k=0)[METRIC] for w, m in (("original", model), ("rescaled", twin))}
     for m in tqdm(methods, desc=f"{point['label']}: rescaling", disable=not progress):
