@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib, copy, re, time
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import torch
 import torch.nn as nn
 
@@ -22,10 +23,10 @@ from .tasks import evaluate
 
 
 # %% auto #0
-__all__ = ['STUDY_METHODS', 'METRIC', 'DIAG_SCORES', 'DIAG_ALLOCATIONS', 'RESCALE_METHODS', 'zeros_fraction', 'zero_shot',
-           'study_dir', 'study_points', 'run_point', 'margins', 'tail_stats', 'study_records', 'study_table',
-           'study_figure', 'activation_aware', 'lamp_counts', 'score_allocation', 'score_allocation_table',
-           'layernorm_readers', 'rescaled', 'rescaling_diagnostic', 'rescaling_table']
+__all__ = ['STUDY_METHODS', 'METRIC', 'DIAG_SCORES', 'DIAG_ALLOCATIONS', 'RESCALE_METHODS', 'zeros_fraction', 'pruned_copy',
+           'zero_shot', 'study_dir', 'study_points', 'run_point', 'margins', 'tail_stats', 'study_records',
+           'study_table', 'study_figure', 'activation_aware', 'lamp_counts', 'score_allocation',
+           'score_allocation_table', 'layernorm_readers', 'rescaled', 'rescaling_diagnostic', 'rescaling_table']
 
 # %% ../nbs/34_maturity_study.ipynb #s004
 STUDY_METHODS = ("multiflow", "multiflow_edges", "omp", "lamp", "l2norm", "snip")
@@ -37,22 +38,28 @@ def zeros_fraction(model) -> float:
     n = [(params[r.name].numel(), int((params[r.name] == 0).sum())) for r in prunable(model)]
     return sum(z for _, z in n) / sum(t for t, _ in n)
 
+def pruned_copy(model, method: str, sparsity: float, calib, seed: int = 0) -> tuple:
+    "(a copy of `model` pruned by `method` to `sparsity` (0: dense), its masks (None when dense), seconds pruning took)."
+    pruned, t0, masks = copy.deepcopy(model), time.perf_counter(), None
+    if sparsity > 0: masks = prune(model, method, sparsity, calib, seed=seed); masks.apply(pruned)
+    return pruned, masks, time.perf_counter() - t0
+
 def zero_shot(model, method: str, sparsity: float, calib, limit: int | None = None, seed: int = 0) -> dict:
     """Zero-shot retrieval metrics (contrastive similarity only, no fine-tuning) of `model` pruned by `method` to
     `sparsity` (0: the dense model), with the measured zero fraction and the seconds pruning took."""
-    pruned, t0 = copy.deepcopy(model), time.perf_counter()
-    if sparsity > 0: prune(model, method, sparsity, calib, seed=seed).apply(pruned)
-    took = time.perf_counter() - t0
+    pruned, _, took = pruned_copy(model, method, sparsity, calib, seed)
     out = evaluate(pruned, "retrieval", limit=limit, progress=False, k=0)
     return {**out, "zeros": round(zeros_fraction(pruned), 6), "prune_s": round(took, 2)}
 
 
 # %% ../nbs/34_maturity_study.ipynb #s007
-def _probe_dir() -> Path: return settings().path_of("checkpoints").parent / "probes" / "ckpt"
+def _probes() -> Path: return settings().path_of("data") / "probes"
+
+def _probe_dir() -> Path: return _probes() / "ckpt"
 
 def study_dir() -> Path:
     "Where the study's records are committed: `data/probes/study/`, beside the probes' checkpoints."
-    return settings().path_of("checkpoints").parent / "probes" / "study"
+    return _probes() / "study"
 
 def _steps(path: Path) -> int: return read_json(path / "manifest.json")["steps"]
 
@@ -159,7 +166,6 @@ def study_table(records: list[dict]) -> str:
 def study_figure(records: list[dict], fig_dir=None, show: bool = True, name: str = "multiflow_maturity_study") -> Path:
     """MULTIFLOW's zero-shot margin over the best other method against the pretraining step (a line per sparsity;
     v1, another recipe, as open markers), and beside it the activation-tail statistics of the same points."""
-    import matplotlib.pyplot as plt
     if not records: raise ValueError("no maturity-study records to draw (benchmarks/maturity_study.py makes them)")
     gen2 = [r for r in records if r["recipe"] != "v1"]
     v1 = [r for r in records if r["recipe"] == "v1"]
@@ -303,9 +309,7 @@ def rescaled(model, batch, channels: int = 4, factor: float = 10.0, seed: int = 
 RESCALE_METHODS = ("multiflow", "multiflow_edges", "omp", "lamp", "l2norm", "snip", "wanda")
 
 def _masks_and_metrics(model, method: str, sparsity: float, calib, limit, seed) -> tuple[dict, dict]:
-    pruned = copy.deepcopy(model)
-    masks = prune(model, method, sparsity, calib, seed=seed)
-    masks.apply(pruned)
+    pruned, masks, _ = pruned_copy(model, method, sparsity, calib, seed)
     return masks.masks, evaluate(pruned, "retrieval", limit=limit, progress=False, k=0)
 
 def rescaling_diagnostic(point: dict, out_dir, sparsity: float = 0.75, methods=RESCALE_METHODS, limit: int | None = None,
@@ -321,13 +325,13 @@ def rescaling_diagnostic(point: dict, out_dir, sparsity: float = 0.75, methods=R
     rec.setdefault("rescaled", changed)
     if "dense" not in rec:
         rec["dense"] = {w: evaluate(m, "retrieval", limit=limit, progress=False, k=0)[METRIC] for w, m in (("original", model), ("rescaled", twin))}
+        write_json(path, rec)
     for m in tqdm(methods, desc=f"{point['label']}: rescaling", disable=not progress):
         if m in rec["cells"]: continue
         (a, ma), (b, mb) = (_masks_and_metrics(x, m, sparsity, calib, limit, seed) for x in (model, twin))
         moved = sum(int((a[n] != b[n]).sum()) for n in a) / sum(a[n].numel() for n in a)
         rec["cells"][m] = {"moved": round(moved, 6), "original": ma[METRIC], "rescaled": mb[METRIC]}
         write_json(path, rec)
-    write_json(path, rec)
     return rec
 
 def rescaling_table(rec: dict) -> str:
