@@ -165,7 +165,8 @@ def study_table(records: list[dict]) -> str:
 # %% ../nbs/34_maturity_study.ipynb #s016
 def study_figure(records: list[dict], fig_dir=None, show: bool = True, name: str = "multiflow_maturity_study") -> Path:
     """MULTIFLOW's zero-shot margin over the best other method against the pretraining step (a line per sparsity;
-    v1, another recipe, as open markers), and beside it the activation-tail statistics of the same points."""
+    v1, another recipe, as open markers), and beside it the activation-tail statistics of the same points (the count
+    of heavy linears on the left axis, the median channel-norm ratio on the right)."""
     if not records: raise ValueError("no maturity-study records to draw (benchmarks/maturity_study.py makes them)")
     gen2 = [r for r in records if r["recipe"] != "v1"]
     v1 = [r for r in records if r["recipe"] == "v1"]
@@ -179,13 +180,16 @@ def study_figure(records: list[dict], fig_dir=None, show: bool = True, name: str
     a.set(xlabel="pretraining step", ylabel=f"MULTIFLOW − best other ({METRIC}, zero-shot)",
           title="MULTIFLOW's margin as the checkpoint matures")
     a.legend(fontsize=7)
-    pts = [(r["step"], tail_stats(r)) for r in gen2 if tail_stats(r)["channel_ratio_median"] is not None]
-    if pts:
-        b.plot([p for p, _ in pts], [t["channel_ratio_median"] for _, t in pts], marker="s", color="C4",
-               label="channel-norm ratio, median over linears")
-        b.plot([p for p, _ in pts], [t["heavy_linears"] for _, t in pts], marker="^", color="C5", label="linears with a channel > 6× median")
-    b.set(xlabel="pretraining step", title="activation tails (maturity report)")
-    b.legend(fontsize=7)
+    c = b.twinx()                                   # a count and a ratio: each on its own axis
+    for ax, key, color, marker, what in ((b, "heavy_linears", "C5", "^", "linears with a channel > 6× median"),
+                                         (c, "channel_ratio_median", "C4", "s", "channel-norm ratio, median over linears")):
+        for rs, style in ((gen2, {}), (v1, {"mfc": "none", "ls": ""})):
+            pts = [(r["step"], tail_stats(r)[key]) for r in rs if tail_stats(r)[key] is not None]
+            if pts: ax.plot(*zip(*pts), marker=marker, color=color, label=what + (" (v1)" if rs is v1 else ""), **style)
+        ax.set_ylabel(what, color=color, fontsize=8)
+    b.set(xlabel="pretraining step", title="activation tails (maturity report; v1 open)")
+    b.legend(*[x + y for x, y in zip(b.get_legend_handles_labels(), c.get_legend_handles_labels())], fontsize=7,
+             loc="lower right")
     fig.tight_layout()
     return save_drawn(fig, name, fig_dir, show)
 
