@@ -23,7 +23,6 @@ from .data import calibration_batches
 from .config import check_int, check_float
 from . import families, tasks
 from .masks import save_masks, load_masks, sparsity_report, subset_sparsity, transfer
-from .pruning import METHODS
 
 
 # %% auto #0

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib, copy, re, time
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import torch
 import torch.nn as nn
 
@@ -22,10 +23,10 @@ from .tasks import evaluate
 
 
 # %% auto #0
-__all__ = ['STUDY_METHODS', 'METRIC', 'DIAG_SCORES', 'DIAG_ALLOCATIONS', 'RESCALE_METHODS', 'zeros_fraction', 'zero_shot',
-           'study_dir', 'study_points', 'run_point', 'margins', 'tail_stats', 'study_records', 'study_table',
-           'study_figure', 'activation_aware', 'lamp_counts', 'score_allocation', 'score_allocation_table',
-           'layernorm_readers', 'rescaled', 'rescaling_diagnostic', 'rescaling_table']
+__all__ = ['STUDY_METHODS', 'METRIC', 'DIAG_SCORES', 'DIAG_ALLOCATIONS', 'RESCALE_METHODS', 'zeros_fraction', 'pruned_copy',
+           'zero_shot', 'study_dir', 'study_points', 'run_point', 'margins', 'tail_stats', 'study_records',
+           'study_table', 'study_figure', 'activation_aware', 'lamp_counts', 'score_allocation',
+           'score_allocation_table', 'layernorm_readers', 'rescaled', 'rescaling_diagnostic', 'rescaling_table']
 
 # %% ../nbs/34_maturity_study.ipynb #s004
 STUDY_METHODS = ("multiflow", "multiflow_edges", "omp", "lamp", "l2norm", "snip")
@@ -37,22 +38,28 @@ def zeros_fraction(model) -> float:
     n = [(params[r.name].numel(), int((params[r.name] == 0).sum())) for r in prunable(model)]
     return sum(z for _, z in n) / sum(t for t, _ in n)
 
+def pruned_copy(model, method: str, sparsity: float, calib, seed: int = 0) -> tuple:
+    "(a copy of `model` pruned by `method` to `sparsity` (0: dense), its masks (None when dense), seconds pruning took)."
+    pruned, t0, masks = copy.deepcopy(model), time.perf_counter(), None
+    if sparsity > 0: masks = prune(model, method, sparsity, calib, seed=seed); masks.apply(pruned)
+    return pruned, masks, time.perf_counter() - t0
+
 def zero_shot(model, method: str, sparsity: float, calib, limit: int | None = None, seed: int = 0) -> dict:
     """Zero-shot retrieval metrics (contrastive similarity only, no fine-tuning) of `model` pruned by `method` to
     `sparsity` (0: the dense model), with the measured zero fraction and the seconds pruning took."""
-    pruned, t0 = copy.deepcopy(model), time.perf_counter()
-    if sparsity > 0: prune(model, method, sparsity, calib, seed=seed).apply(pruned)
-    took = time.perf_counter() - t0
+    pruned, _, took = pruned_copy(model, method, sparsity, calib, seed)
     out = evaluate(pruned, "retrieval", limit=limit, progress=False, k=0)
     return {**out, "zeros": round(zeros_fraction(pruned), 6), "prune_s": round(took, 2)}
 
 
 # %% ../nbs/34_maturity_study.ipynb #s007
-def _probe_dir() -> Path: return settings().path_of("checkpoints").parent / "probes" / "ckpt"
+def _probes() -> Path: return settings().path_of("data") / "probes"
+
+def _probe_dir() -> Path: return _probes() / "ckpt"
 
 def study_dir() -> Path:
     "Where the study's records are committed: `data/probes/study/`, beside the probes' checkpoints."
-    return settings().path_of("checkpoints").parent / "probes" / "study"
+    return _probes() / "study"
 
 def _steps(path: Path) -> int: return read_json(path / "manifest.json")["steps"]
 
@@ -158,8 +165,8 @@ def study_table(records: list[dict]) -> str:
 # %% ../nbs/34_maturity_study.ipynb #s016
 def study_figure(records: list[dict], fig_dir=None, show: bool = True, name: str = "multiflow_maturity_study") -> Path:
     """MULTIFLOW's zero-shot margin over the best other method against the pretraining step (a line per sparsity;
-    v1, another recipe, as open markers), and beside it the activation-tail statistics of the same points."""
-    import matplotlib.pyplot as plt
+    v1, another recipe, as open markers), and beside it the activation-tail statistics of the same points (the count
+    of heavy linears on the left axis, the median channel-norm ratio on the right)."""
     if not records: raise ValueError("no maturity-study records to draw (benchmarks/maturity_study.py makes them)")
     gen2 = [r for r in records if r["recipe"] != "v1"]
     v1 = [r for r in records if r["recipe"] == "v1"]
@@ -173,13 +180,16 @@ def study_figure(records: list[dict], fig_dir=None, show: bool = True, name: str
     a.set(xlabel="pretraining step", ylabel=f"MULTIFLOW − best other ({METRIC}, zero-shot)",
           title="MULTIFLOW's margin as the checkpoint matures")
     a.legend(fontsize=7)
-    pts = [(r["step"], tail_stats(r)) for r in gen2 if tail_stats(r)["channel_ratio_median"] is not None]
-    if pts:
-        b.plot([p for p, _ in pts], [t["channel_ratio_median"] for _, t in pts], marker="s", color="C4",
-               label="channel-norm ratio, median over linears")
-        b.plot([p for p, _ in pts], [t["heavy_linears"] for _, t in pts], marker="^", color="C5", label="linears with a channel > 6× median")
-    b.set(xlabel="pretraining step", title="activation tails (maturity report)")
-    b.legend(fontsize=7)
+    c = b.twinx()                                   # a count and a ratio: each on its own axis
+    for ax, key, color, marker, what in ((b, "heavy_linears", "C5", "^", "linears with a channel > 6× median"),
+                                         (c, "channel_ratio_median", "C4", "s", "channel-norm ratio, median over linears")):
+        for rs, style in ((gen2, {}), (v1, {"mfc": "none", "ls": ""})):
+            pts = [(r["step"], tail_stats(r)[key]) for r in rs if tail_stats(r)[key] is not None]
+            if pts: ax.plot(*zip(*pts), marker=marker, color=color, label=what + (" (v1)" if rs is v1 else ""), **style)
+        ax.set_ylabel(what, color=color, fontsize=8)
+    b.set(xlabel="pretraining step", title="activation tails (maturity report; v1 open)")
+    b.legend(*[x + y for x, y in zip(b.get_legend_handles_labels(), c.get_legend_handles_labels())], fontsize=7,
+             loc="lower right")
     fig.tight_layout()
     return save_drawn(fig, name, fig_dir, show)
 
@@ -303,9 +313,7 @@ def rescaled(model, batch, channels: int = 4, factor: float = 10.0, seed: int = 
 RESCALE_METHODS = ("multiflow", "multiflow_edges", "omp", "lamp", "l2norm", "snip", "wanda")
 
 def _masks_and_metrics(model, method: str, sparsity: float, calib, limit, seed) -> tuple[dict, dict]:
-    pruned = copy.deepcopy(model)
-    masks = prune(model, method, sparsity, calib, seed=seed)
-    masks.apply(pruned)
+    pruned, masks, _ = pruned_copy(model, method, sparsity, calib, seed)
     return masks.masks, evaluate(pruned, "retrieval", limit=limit, progress=False, k=0)
 
 def rescaling_diagnostic(point: dict, out_dir, sparsity: float = 0.75, methods=RESCALE_METHODS, limit: int | None = None,
@@ -321,13 +329,13 @@ def rescaling_diagnostic(point: dict, out_dir, sparsity: float = 0.75, methods=R
     rec.setdefault("rescaled", changed)
     if "dense" not in rec:
         rec["dense"] = {w: evaluate(m, "retrieval", limit=limit, progress=False, k=0)[METRIC] for w, m in (("original", model), ("rescaled", twin))}
+        write_json(path, rec)
     for m in tqdm(methods, desc=f"{point['label']}: rescaling", disable=not progress):
         if m in rec["cells"]: continue
         (a, ma), (b, mb) = (_masks_and_metrics(x, m, sparsity, calib, limit, seed) for x in (model, twin))
         moved = sum(int((a[n] != b[n]).sum()) for n in a) / sum(a[n].numel() for n in a)
         rec["cells"][m] = {"moved": round(moved, 6), "original": ma[METRIC], "rescaled": mb[METRIC]}
         write_json(path, rec)
-    write_json(path, rec)
     return rec
 
 def rescaling_table(rec: dict) -> str:
